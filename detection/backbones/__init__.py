@@ -1,0 +1,24 @@
+"""Backbone registry entries; importing this package registers all of them.
+
+Use `build_backbone(name, ...)` or `detection.registry.BACKBONES.get(name)`.
+"""
+from detection.backbones import tiny, torchvision_models  # noqa: F401  (registers entries)
+from detection.backbones.base import Backbone, FeatureExtractor, ShapeSpec
+from detection.errors import UserError
+from detection.registry import BACKBONES
+
+
+def build_backbone(name: str, pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
+    """Build a registered backbone; an unknown name is a UserError listing close matches."""
+    try:
+        factory = BACKBONES.get(name)
+    except KeyError as exc:
+        raise UserError(f"model.backbone: {exc.args[0]}") from None
+    return factory(pretrained=pretrained, trainable_layers=trainable_layers)
+
+
+def list_backbones() -> list[str]:
+    return BACKBONES.names()
+
+
+__all__ = ["Backbone", "FeatureExtractor", "ShapeSpec", "build_backbone", "list_backbones", "BACKBONES"]

@@ -1,0 +1,95 @@
+"""The backbone contract: a module returning named feature maps that declares their shapes.
+
+Heads read `output_shape()` (channels and stride per map); they never guess.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from detection.errors import UserError
+
+
+@dataclass(frozen=True)
+class ShapeSpec:
+    """One feature map: channels and stride (input pixels per feature pixel)."""
+
+    channels: int
+    stride: int
+
+
+class Backbone(nn.Module):
+    """Base class: forward(images [N, 3, H, W]) -> OrderedDict name -> [N, C, H/stride, W/stride]."""
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        raise NotImplementedError
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the last (coarsest) map; what single-map heads read."""
+        return list(self.output_shape().values())[-1].channels
+
+
+class FeatureExtractor(Backbone):
+    """A sequence of stages; the output of each named stage is one feature map."""
+
+    def __init__(self, stages: "OrderedDict[str, nn.Module]", shapes: dict[str, ShapeSpec]) -> None:
+        super().__init__()
+        self.stages = nn.ModuleDict(stages)
+        self._shapes = shapes
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        out: OrderedDict[str, torch.Tensor] = OrderedDict()
+        for name, stage in self.stages.items():
+            x = stage(x)
+            if name in self._shapes:
+                out[name] = x
+        return out
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return dict(self._shapes)
+
+
+def load_pretrained(module: nn.Module, path: str, optional: tuple[str, ...] = ()) -> None:
+    """Load weights from a local file (a state_dict or {'model'|'state_dict': ...}); clear errors.
+
+    Parameters whose names start with one of `optional` (a classifier the backbone drops) may be absent.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"pretrained weights not found: {file}")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem
+        raise UserError(f"{file}: not a readable weights file ({type(exc).__name__}: {exc})") from None
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise UserError(f"{file}: expected a state_dict, got {type(state).__name__}")
+    result = module.load_state_dict(state, strict=False)
+    own = module.state_dict()
+    matched = [k for k in state if k in own]
+    if not matched:
+        raise UserError(f"{file}: no weight names match this backbone (mismatched file?)")
+    for key in matched:
+        if state[key].shape != own[key].shape:
+            raise UserError(f"{file}: weight {key!r} has shape {tuple(state[key].shape)}, "
+                            f"backbone expects {tuple(own[key].shape)}")
+    missing = [k for k in result.missing_keys if not k.startswith(optional)]
+    if missing:
+        raise UserError(f"{file}: missing {len(missing)} backbone weights, e.g. {missing[0]!r}")
+
+
+def freeze_stages(backbone: FeatureExtractor, trainable: int) -> None:
+    """Freeze all but the last `trainable` stages (-1 keeps everything trainable)."""
+    if trainable < 0:
+        return
+    stages = list(backbone.stages.values())
+    for stage in stages[: max(len(stages) - trainable, 0)]:
+        for param in stage.parameters():
+            param.requires_grad_(False)

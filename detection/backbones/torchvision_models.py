@@ -1,0 +1,90 @@
+"""Registry entries wrapping torchvision.models classification networks as multi-scale backbones.
+
+Each entry cuts the network into stages c2..c5 (strides 4..32) and never downloads weights.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+from detection.backbones.base import FeatureExtractor, ShapeSpec, freeze_stages, load_pretrained
+from detection.registry import BACKBONES
+
+CLASSIFIER_KEYS = ("fc.", "classifier.")
+
+
+def measure_shapes(stages: "OrderedDict[str, nn.Module]", size: int = 128) -> dict[str, ShapeSpec]:
+    """Run a dummy image through the stages to read each map's channels and stride."""
+    extractor = FeatureExtractor(stages, {name: ShapeSpec(0, 1) for name in stages})
+    was_training = extractor.training
+    extractor.eval()
+    with torch.no_grad():
+        maps = extractor(torch.zeros(1, 3, size, size))
+    extractor.train(was_training)
+    shapes = {}
+    for name, fmap in maps.items():
+        stride = 2 ** round(torch.log2(torch.tensor(size / fmap.shape[-1])).item())
+        shapes[name] = ShapeSpec(channels=fmap.shape[1], stride=int(stride))
+    return shapes
+
+
+def _from_sequential(features: nn.Sequential, cuts: dict[str, tuple[int, int]]) -> "OrderedDict[str, nn.Module]":
+    """Slice a torchvision `features` Sequential into named stages at [start, stop) indices."""
+    return OrderedDict((name, features[start:stop]) for name, (start, stop) in cuts.items())
+
+
+def _build(make: Callable[[], nn.Module], split: Callable[[nn.Module], "OrderedDict[str, nn.Module]"],
+           pretrained: str, trainable_layers: int) -> FeatureExtractor:
+    net = make()
+    if pretrained:
+        load_pretrained(net, pretrained, optional=CLASSIFIER_KEYS)
+    stages = split(net)
+    backbone = FeatureExtractor(stages, measure_shapes(stages))
+    freeze_stages(backbone, trainable_layers)
+    return backbone
+
+
+def _resnet_stages(net: nn.Module) -> "OrderedDict[str, nn.Module]":
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
+    return OrderedDict(c2=stem, c3=net.layer2, c4=net.layer3, c5=net.layer4)
+
+
+def _register_resnet(name: str) -> None:
+    make = getattr(torchvision.models, name)
+
+    @BACKBONES.register(name)
+    def factory(pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
+        return _build(lambda: make(weights=None), _resnet_stages, pretrained, trainable_layers)
+
+
+for _name in ("resnet18", "resnet34", "resnet50", "resnet101"):
+    _register_resnet(_name)
+
+
+# Stage cuts of `features` for the Sequential-based families, as [start, stop) indices.
+SEQUENTIAL_CUTS: dict[str, dict[str, tuple[int, int]]] = {
+    "vgg16": {"c2": (0, 10), "c3": (10, 17), "c4": (17, 24), "c5": (24, 31)},
+    "mobilenet_v2": {"c2": (0, 4), "c3": (4, 7), "c4": (7, 14), "c5": (14, 19)},
+    "mobilenet_v3_small": {"c2": (0, 2), "c3": (2, 4), "c4": (4, 9), "c5": (9, 13)},
+    "mobilenet_v3_large": {"c2": (0, 4), "c3": (4, 7), "c4": (7, 13), "c5": (13, 17)},
+    "squeezenet1_1": {"c2": (0, 5), "c3": (5, 8), "c4": (8, 13)},
+    "alexnet": {"c3": (0, 3), "c4": (3, 6), "c5": (6, 13)},
+    "efficientnet_b0": {"c2": (0, 3), "c3": (3, 4), "c4": (4, 6), "c5": (6, 9)},
+}
+
+
+def _register_sequential(name: str, cuts: dict[str, tuple[int, int]]) -> None:
+    make = getattr(torchvision.models, name)
+
+    @BACKBONES.register(name)
+    def factory(pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
+        return _build(lambda: make(weights=None), lambda net: _from_sequential(net.features, cuts),
+                      pretrained, trainable_layers)
+
+
+for _name, _cuts in SEQUENTIAL_CUTS.items():
+    _register_sequential(_name, _cuts)

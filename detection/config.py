@@ -1,0 +1,237 @@
+"""Typed run configuration: dataclasses, YAML load/save and `key.sub=value` overrides.
+
+Unknown keys and ill-typed values are UserErrors that name the key. Config -> kwargs happens here only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from detection.errors import UserError
+from detection.utils.io import atomic_open
+
+
+@dataclass
+class SplitConfig:
+    """One split of a COCO dataset: the annotations file and the folder its file_names are in."""
+
+    annotations: str = ""
+    images: str = ""
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation (albumentations, bbox-aware); probabilities in 0..1."""
+
+    hflip: float = 0.5
+    scale_min: float = 0.75
+    scale_max: float = 1.25
+    color: float = 0.5
+
+
+@dataclass
+class DataConfig:
+    train: SplitConfig = field(default_factory=SplitConfig)
+    val: SplitConfig = field(default_factory=SplitConfig)
+    input_size: int = 320  # images are letterboxed to input_size x input_size
+    num_workers: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class FasterRCNNConfig:
+    """Options of the Faster R-CNN family (torchvision RPN + RoI heads)."""
+
+    anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
+    aspect_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+    representation_size: int = 1024
+    box_score_thresh: float = 0.05
+    box_nms_thresh: float = 0.5
+    detections_per_img: int = 100
+
+
+@dataclass
+class ModelConfig:
+    """Which detector (DETECTORS registry) on which backbone (BACKBONES registry)."""
+
+    name: str = "faster_rcnn"
+    backbone: str = "resnet50"
+    pretrained: str = ""  # local path to backbone weights; never downloaded
+    features: list[str] = field(default_factory=list)  # backbone maps to use; empty: all (FPN) or last
+    fpn: bool = True
+    fpn_channels: int = 256
+    trainable_layers: int = -1  # -1: all; else freeze stem + early stages
+    faster_rcnn: FasterRCNNConfig = field(default_factory=FasterRCNNConfig)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 4
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"  # cosine | step
+    milestones: list[float] = field(default_factory=lambda: [0.67, 0.89])  # fractions of epochs (step)
+    gamma: float = 0.1
+    warmup_iters: int = 100
+    clip_grad_norm: float = 10.0  # 0 disables clipping
+    amp: bool = True  # mixed precision, used only on CUDA
+    eval_every: int = 1  # epochs; 0 disables evaluation during training
+    log_every: int = 20  # iterations
+    max_minutes: float = 0.0  # stop after this many minutes (0: no limit); still evaluates and saves
+
+
+@dataclass
+class Config:
+    output_dir: str = "runs/exp"
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    """Check/convert `value` to the annotated type `kind`; UserError naming `key` otherwise."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return _coerce(value, next(a for a in typing.get_args(kind) if a is not type(None)), key)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key {key!r}: expected a list, got {value!r}")
+        (item,) = typing.get_args(kind)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"config key {key!r}: expected true or false, got {value!r}")
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise UserError(f"config key {key!r}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys are errors naming the full key."""
+    if not isinstance(data, dict):
+        raise UserError(f"config key {prefix or '<root>'!r}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise UserError(f"unknown config key {full!r} (allowed here: {', '.join(sorted(names))})")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            kwargs[key] = _build(kind, value or {}, f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, kind, full)
+    return cls(**kwargs)
+
+
+def _set_path(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"override {dotted!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """['train.lr=0.01', 'model.fpn=false'] -> nested dict; values parsed as YAML scalars."""
+    tree: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"override {item!r} is not of the form key.sub=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise UserError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        _set_path(tree, key.strip(), value)
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping; UserError naming the file on a missing file or bad YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: malformed YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def config_from_dict(data: dict, overrides: list[str] | None = None) -> Config:
+    """Build a validated Config from a nested dict plus key=value overrides."""
+    cfg = _build(Config, _merge(data, parse_overrides(overrides or [])), "")
+    check_config(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file and apply `key.sub=value` overrides."""
+    return config_from_dict(read_yaml(path), overrides)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    with atomic_open(path, "w") as handle:
+        yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
+
+
+def check_config(cfg: Config) -> None:
+    """Value checks that types alone do not catch."""
+    choices = {
+        "device": (cfg.device, ("auto", "cpu", "cuda")),
+        "train.optimizer": (cfg.train.optimizer, ("sgd", "adamw")),
+        "train.scheduler": (cfg.train.scheduler, ("cosine", "step")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed and not (key == "device" and value.startswith("cuda:")):
+            raise UserError(f"config key {key!r}: {value!r} is not one of {', '.join(allowed)}")
+    positive = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
+                "data.input_size": cfg.data.input_size, "train.lr": cfg.train.lr}
+    for key, value in positive.items():
+        if value <= 0:
+            raise UserError(f"config key {key!r} must be positive, got {value}")
