@@ -1,0 +1,271 @@
+"""The Ray Serve application: a FastAPI ingress (HTTP, auth, limits, decoding) and a model per name.
+
+`build_app(args)` makes the application from a dict, the `args:` of a Serve config file.
+"""
+
+import asyncio
+import hmac
+import os
+import time
+
+import numpy as np
+import ray
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from serve.decode import IMAGE_CONTENT_TYPES, DecodeLimits, ImageError, decode_image
+from serve.model import ModelServer
+from serve.options import ServiceOptions
+from serve.schemas import BatchResponse, DetectResponse, ErrorResponse, Health, ImageResult, ModelsResponse
+
+RAW_CONTENT_TYPES = frozenset(IMAGE_CONTENT_TYPES) | {"image/jpg", "image/x-ms-bmp", "application/octet-stream"}
+UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+               ray.serve.exceptions.BackPressureError)
+
+
+class ApiError(Exception):
+    """An HTTP error answered as {"error": code, "detail": message}."""
+
+    def __init__(self, status: int, error: str, detail: str, headers: dict | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+def error_response(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    """The one shape of every error answer."""
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+api = FastAPI(title="detpipe detection service", version="1",
+              description="Object detection over HTTP: COCO [x, y, w, h] boxes in original image pixels.")
+
+
+@api.exception_handler(ApiError)
+async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    return error_response(exc.status, exc.error, exc.detail, exc.headers)
+
+
+@api.exception_handler(ImageError)
+async def _image_error(_: Request, exc: ImageError) -> JSONResponse:
+    return error_response(exc.status, exc.error, exc.detail)
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body"))
+        parts.append(f"{field}: {err.get('msg')} (got {err.get('input')!r})")
+    return error_response(422, "invalid_parameter", "; ".join(parts))
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+def _binary(description: str) -> dict:
+    return {"schema": {"type": "string", "format": "binary"}, "description": description}
+
+
+DETECT_BODY = {"requestBody": {"required": True, "content": {
+    **{t: _binary("the encoded image") for t in IMAGE_CONTENT_TYPES},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary"}}}}}}}
+BATCH_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["images"], "properties": {
+        "images": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)}
+
+ScoreThreshold = Query(0.05, ge=0.0, le=1.0, description="keep detections scoring at least this")
+MaxDetections = Query(100, ge=1, le=1000, description="at most this many detections per image")
+ModelName = Query(None, description="model name (see GET /v1/models); the default model if left out")
+
+
+def media_type(request: Request) -> str:
+    """The request's Content-Type without parameters, lower case ('' when absent)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole request body; 413 as soon as it passes max_bytes (Content-Length is checked first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, "body_too_large", f"the body has {declared} bytes; the limit is {max_bytes}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(413, "body_too_large", f"the body passes the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def multipart_files(request: Request, body: bytes, max_files: int) -> list[tuple[str, str, bytes]]:
+    """(field name, file name, bytes) of every file part of a multipart body, in order."""
+
+    async def stream():
+        yield body
+
+    parser = MultiPartParser(request.headers, stream(), max_files=max_files, max_fields=16)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise ApiError(400, "invalid_multipart", f"cannot parse the multipart body: {exc.message}") from None
+    files = []
+    for field, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            files.append((field, value.filename or "", await value.read()))
+            await value.close()
+    return files
+
+
+def check_content_type(kind: str, allowed: frozenset | set) -> None:
+    """415 unless the Content-Type is one the endpoint takes."""
+    if kind not in allowed:
+        shown = f"'{kind}'" if kind else "missing"
+        raise ApiError(415, "unsupported_media_type",
+                       f"Content-Type {shown} is not accepted; send one of {', '.join(sorted(allowed))}")
+
+
+@serve.deployment(name="ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.25})
+@serve.ingress(api)
+class DetectIngress:
+    """HTTP front: checks the key, limits and parameters, decodes images, calls the named model."""
+
+    def __init__(self, models: dict[str, DeploymentHandle], default_model: str, limits: dict,
+                 max_batch_images: int = 32, max_batch_bytes: int = 64 * 1024 * 1024,
+                 api_key_env: str = "DETECT_API_KEY") -> None:
+        self.models = models
+        self.default_model = default_model
+        self.limits = DecodeLimits(**limits)
+        self.max_batch_images = max_batch_images
+        self.max_batch_bytes = max_batch_bytes
+        self.api_key = os.environ.get(api_key_env) or None
+
+    def authorize(self, request: Request) -> None:
+        """When an API key is set, /v1/ endpoints need `Authorization: Bearer <key>` (else 401)."""
+        if not self.api_key:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
+            raise ApiError(401, "unauthorized", "missing or wrong API key; send 'Authorization: Bearer <key>'",
+                           {"WWW-Authenticate": "Bearer"})
+
+    def model(self, name: str | None) -> tuple[str, DeploymentHandle]:
+        """The served model called `name` (the default one for None); 404 names the known ones."""
+        name = name or self.default_model
+        if name not in self.models:
+            raise ApiError(404, "unknown_model", f"no model named {name!r}; served: {', '.join(sorted(self.models))}")
+        return name, self.models[name]
+
+    async def decode(self, data: bytes, label: str = "") -> np.ndarray:
+        """Decode in a worker thread (never under the model lock); errors name the part in a batch."""
+        try:
+            return await asyncio.to_thread(decode_image, data, self.limits)
+        except ImageError as exc:
+            raise ApiError(exc.status, exc.error, f"{label}{exc.detail}") from None
+
+    async def run_model(self, name: str, handle: DeploymentHandle, image: np.ndarray,
+                        score_threshold: float, max_detections: int) -> dict:
+        """One image through the model's batching queue; 503 when no replica can take it."""
+        try:
+            return await handle.detect.remote(image, score_threshold, max_detections)
+        except UNAVAILABLE as exc:
+            raise ApiError(503, "model_unavailable", f"model {name!r} is restarting or overloaded; "
+                           f"retry shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None
+        except ray.exceptions.RayError as exc:
+            raise ApiError(500, "inference_failed", f"model {name!r} failed on this image: "
+                           f"{str(exc).strip().splitlines()[-1][:300]}") from None
+
+    @api.post("/v1/detect", response_model=DetectResponse, responses=ERRORS, openapi_extra=DETECT_BODY)
+    async def detect(self, request: Request, score_threshold: float = ScoreThreshold,
+                     max_detections: int = MaxDetections, model: str | None = ModelName) -> DetectResponse:
+        """Detect objects in one image sent as the raw body or as multipart field `image`."""
+        start = time.perf_counter()
+        self.authorize(request)
+        name, handle = self.model(model)
+        kind = media_type(request)
+        check_content_type(kind, RAW_CONTENT_TYPES | {"multipart/form-data"})
+        body = await read_body(request, self.limits.max_bytes + (65536 if kind == "multipart/form-data" else 0))
+        data, file_name = body, None
+        if kind == "multipart/form-data":
+            files = {field: (fname, content) for field, fname, content in await multipart_files(request, body, 4)}
+            if "image" not in files:
+                raise ApiError(422, "missing_field", "the multipart body has no file field 'image'")
+            file_name, data = files["image"]
+        image = await self.decode(data)
+        out = await self.run_model(name, handle, image, score_threshold, max_detections)
+        return DetectResponse(model=name, version=out["version"], width=image.shape[1], height=image.shape[0],
+                              detections=out["detections"], batch_size=out["batch_size"], file_name=file_name,
+                              time_ms=round((time.perf_counter() - start) * 1000, 2))
+
+    @api.post("/v1/detect/batch", response_model=BatchResponse, responses=ERRORS, openapi_extra=BATCH_BODY)
+    async def detect_batch(self, request: Request, score_threshold: float = ScoreThreshold,
+                           max_detections: int = MaxDetections, model: str | None = ModelName) -> BatchResponse:
+        """Detect objects in several images sent as repeated multipart file fields `images`."""
+        start = time.perf_counter()
+        self.authorize(request)
+        name, handle = self.model(model)
+        check_content_type(media_type(request), {"multipart/form-data"})
+        body = await read_body(request, self.max_batch_bytes)
+        files = await multipart_files(request, body, self.max_batch_images + 1)
+        if not files:
+            raise ApiError(422, "missing_field", "the multipart body has no file fields; send them as 'images'")
+        if len(files) > self.max_batch_images:
+            raise ApiError(413, "too_many_images", f"a batch takes at most {self.max_batch_images} images")
+        images = await asyncio.gather(*[self.decode(data, f"image {i} ({fname or field}): ")
+                                        for i, (field, fname, data) in enumerate(files)])
+        outs = await asyncio.gather(*[self.run_model(name, handle, image, score_threshold, max_detections)
+                                      for image in images])
+        results = [ImageResult(width=im.shape[1], height=im.shape[0], detections=o["detections"],
+                               batch_size=o["batch_size"], file_name=f[1] or None)
+                   for im, o, f in zip(images, outs, files)]
+        return BatchResponse(model=name, version=outs[0]["version"], results=results,
+                             time_ms=round((time.perf_counter() - start) * 1000, 2))
+
+    @api.get("/v1/models", response_model=ModelsResponse, responses=ERRORS)
+    async def list_models(self, request: Request) -> ModelsResponse:
+        """Every served model: name, version, categories, input size and checkpoint metrics."""
+        self.authorize(request)
+        infos = await asyncio.gather(*[handle.info.remote() for handle in self.models.values()])
+        return ModelsResponse(default=self.default_model, models=infos)
+
+    @api.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+    async def healthz(self) -> JSONResponse:
+        """200 when every model has a running replica with its checkpoint loaded, else 503."""
+        states = await asyncio.gather(*[self.model_state(h) for h in self.models.values()])
+        status = dict(zip(self.models, states))
+        ready = all(s == "ready" for s in status.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", "models": status},
+                            status_code=200 if ready else 503)
+
+    @staticmethod
+    async def model_state(handle: DeploymentHandle) -> str:
+        try:
+            return "ready" if await asyncio.wait_for(handle.ready.remote(), timeout=3.0) else "loading"
+        except asyncio.TimeoutError:
+            return "loading"
+        except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the Serve logs
+            return "unavailable"
+
+
+def build_app(args: dict) -> serve.Application:
+    """The application from a dict of ServiceOptions fields (a Serve config file's `args:`)."""
+    opts = ServiceOptions.from_dict(args)
+    models = {}
+    for name, checkpoint in opts.checkpoints.items():
+        deployment = ModelServer.options(name=f"model-{name}", **opts.model_deployment_options())
+        models[name] = deployment.bind(name, checkpoint, device=opts.device, torch_threads=opts.torch_threads,
+                                       max_batch_size=opts.max_batch_size,
+                                       batch_wait_timeout_s=opts.batch_wait_timeout_s, predictor=opts.predictor)
+    limits = {"max_bytes": opts.max_image_bytes, "max_pixels": opts.max_pixels, "min_side": opts.min_side}
+    return DetectIngress.bind(models, opts.default_model, limits, max_batch_images=opts.max_batch_images,
+                              max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env)

@@ -1,0 +1,105 @@
+"""The per-model Ray Serve deployment: one checkpoint, loaded once, run on dynamic batches.
+
+Images arrive decoded from the ingress; `@serve.batch` runs one batch at a time (the model lock).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import importlib
+import os
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+DEFAULT_PREDICTOR = "detection.predictor:Predictor"
+
+
+def load_class(path: str) -> Any:
+    """Import 'package.module:Name' and return the named attribute."""
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def filter_detections(detections: list[dict], score_threshold: float, max_detections: int) -> list[dict]:
+    """Keep detections (sorted by score, best first) at or above the threshold, at most max_detections."""
+    kept = [d for d in detections if d["score"] >= score_threshold]
+    return [_plain(d) for d in kept[:max_detections]]
+
+
+def _plain(det: dict) -> dict:
+    """A detection with plain Python numbers, ready for JSON."""
+    return {"bbox": [float(v) for v in det["bbox"]], "score": float(det["score"]),
+            "category_id": int(det["category_id"]), "category": str(det["category"])}
+
+
+@serve.deployment(max_ongoing_requests=64, health_check_period_s=5.0, ray_actor_options={"num_cpus": 1})
+class ModelServer:
+    """Serves one checkpoint; concurrent `detect` calls are grouped into one model batch."""
+
+    def __init__(self, name: str, checkpoint: str, device: str = "auto", torch_threads: int = 0,
+                 max_batch_size: int = 8, batch_wait_timeout_s: float = 0.01,
+                 predictor: str = DEFAULT_PREDICTOR) -> None:
+        if torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+        self.name = name
+        self.predictor = load_class(predictor).from_checkpoint(checkpoint, device=device)
+        self.batch_sizes: collections.Counter = collections.Counter()
+        self.reconfigure({"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s})
+
+    def reconfigure(self, config: dict) -> None:
+        """Serve's `user_config` hook: set max_batch_size and batch_wait_timeout_s without a restart."""
+        unknown = set(config) - {"max_batch_size", "batch_wait_timeout_s"}
+        if unknown:
+            raise ValueError(f"unknown user_config keys {sorted(unknown)}; "
+                             "known: max_batch_size, batch_wait_timeout_s")
+        if "max_batch_size" in config:
+            self.max_batch_size = int(config["max_batch_size"])
+            self.run_batch.set_max_batch_size(self.max_batch_size)
+        if "batch_wait_timeout_s" in config:
+            self.batch_wait_timeout_s = float(config["batch_wait_timeout_s"])
+            self.run_batch.set_batch_wait_timeout_s(self.batch_wait_timeout_s)
+
+    async def detect(self, image: np.ndarray, score_threshold: float, max_detections: int) -> dict:
+        """Detections on one RGB uint8 image, run in a batch with whatever else is waiting."""
+        return await self.run_batch((image, score_threshold, max_detections))
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def run_batch(self, items: list[tuple[np.ndarray, float, int]]) -> list[dict]:
+        """Run the model once on all waiting images; each keeps its own threshold and top-k."""
+        images = [image for image, _, _ in items]
+        threshold = min(t for _, t, _ in items)
+        top_k = max(k for _, _, k in items)
+        # A worker thread keeps the replica's event loop free to queue the next batch meanwhile.
+        results = await asyncio.to_thread(self.predictor.predict, images,
+                                          score_threshold=threshold, max_detections=top_k)
+        self.batch_sizes[len(items)] += 1
+        version = str(self.predictor.version)
+        return [{"detections": filter_detections(dets, t, k), "batch_size": len(items), "version": version}
+                for dets, (_, t, k) in zip(results, items)]
+
+    def info(self) -> dict:
+        """Name, version, categories, input size, checkpoint metrics and batching settings."""
+        p = self.predictor
+        return {"name": self.name, "version": str(p.version),
+                "categories": [{"id": int(c["id"]), "name": str(c["name"])} for c in p.categories],
+                "input_size": int(p.input_size), "metrics": dict(p.metrics or {}), "device": str(p.device),
+                "max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s}
+
+    def ready(self) -> bool:
+        """True once the constructor has loaded the model (Serve routes nothing here before)."""
+        return self.predictor is not None
+
+    def stats(self) -> dict:
+        """This replica's batch-size histogram {size: count}, its actor name and process id."""
+        context = serve.get_replica_context()
+        return {"batch_sizes": dict(self.batch_sizes), "replica": context.replica_id.to_full_id_str(),
+                "pid": os.getpid()}
+
+    def check_health(self) -> None:
+        """Serve's periodic health check: a replica without a model is restarted."""
+        if self.predictor is None:
+            raise RuntimeError(f"model {self.name!r} is not loaded")

@@ -1,0 +1,131 @@
+"""Options of the detection service, from a CLI or a Serve config file's `args:`, checked once.
+
+Unknown keys and bad values raise UserError naming the key; checkpoints map model names to paths.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detection.errors import UserError
+
+from serve.model import DEFAULT_PREDICTOR
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+GENERIC_STEMS = ("checkpoint", "last", "best", "model", "final", "weights", "epoch")
+
+
+def default_name(path: str) -> str:
+    """A model name from a checkpoint path: the folder for generic file names (runs/demo/last.pt -> demo)."""
+    p = Path(path)
+    stem = p.stem if not p.stem.lower().startswith(GENERIC_STEMS) else p.resolve().parent.name
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "model"
+    return name[:64]
+
+
+def parse_checkpoints(value: Any) -> dict[str, str]:
+    """{name: path} from a dict, a 'NAME=PATH' / 'PATH' string, or a list of them."""
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    elif isinstance(value, (str, list, tuple)):
+        pairs = []
+        for item in [value] if isinstance(value, str) else value:
+            name, sep, path = str(item).partition("=")
+            pairs.append((name, path) if sep and NAME_RE.match(name) else (default_name(str(item)), str(item)))
+    else:
+        raise UserError(f"checkpoints: expected a mapping name -> path or a list of NAME=PATH, got {value!r}")
+    checkpoints: dict[str, str] = {}
+    for name, path in pairs:
+        if not NAME_RE.match(name):
+            raise UserError(f"checkpoints: model name {name!r} must be letters, digits, '_', '.', '-'")
+        if name in checkpoints:
+            raise UserError(f"checkpoints: model name {name!r} is given twice; name them with NAME=PATH")
+        if not Path(path).is_file():
+            raise UserError(f"checkpoints: {name}: no checkpoint file at {path}")
+        checkpoints[name] = str(Path(path).resolve())
+    if not checkpoints:
+        raise UserError("checkpoints: give at least one checkpoint")
+    return checkpoints
+
+
+@dataclass
+class ServiceOptions:
+    """Everything build_app takes. Batch and limit settings apply to every model."""
+
+    checkpoints: dict[str, str]
+    default_model: str | None = None  # the first checkpoint when left out
+    device: str = "auto"  # 'auto' uses CUDA when the replica sees a GPU
+    replicas: int | None = None  # per model; None leaves it to Serve (1, or autoscaling_config)
+    autoscaling_config: dict | None = None  # per model deployment, Serve's AutoscalingConfig fields
+    num_cpus: float = 1.0  # per model replica
+    num_gpus: float | None = None  # per model replica; None: share one GPU if the cluster has one
+    torch_threads: int = 0  # 0 leaves torch's thread count as Ray set it
+    max_batch_size: int = 8
+    batch_wait_timeout_s: float = 0.01
+    max_ongoing_requests: int = 64  # per model replica; keep it above max_batch_size
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_batch_bytes: int = 64 * 1024 * 1024
+    max_batch_images: int = 32
+    max_pixels: int = 40_000_000
+    min_side: int = 2
+    api_key_env: str = "DETECT_API_KEY"
+    health_check_period_s: float = 5.0
+    predictor: str = DEFAULT_PREDICTOR  # import path of a class with from_checkpoint/predict
+
+    @classmethod
+    def from_dict(cls, args: dict) -> "ServiceOptions":
+        """Options from a dict; unknown keys and out-of-range values are UserErrors."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(args) - known)
+        if unknown:
+            raise UserError(f"unknown service option(s) {unknown}; known: {sorted(known)}")
+        if "checkpoints" not in args:
+            raise UserError("service options: 'checkpoints' is required (name -> checkpoint path)")
+        opts = cls(**{**args, "checkpoints": parse_checkpoints(args["checkpoints"])})
+        opts.check()
+        return opts
+
+    def check(self) -> None:
+        """Raise UserError for values that cannot work."""
+        if self.default_model is None:
+            self.default_model = next(iter(self.checkpoints))
+        if self.default_model not in self.checkpoints:
+            raise UserError(f"default_model {self.default_model!r} is not one of {sorted(self.checkpoints)}")
+        positive = {"max_batch_size": self.max_batch_size, "max_ongoing_requests": self.max_ongoing_requests,
+                    "max_image_bytes": self.max_image_bytes, "max_batch_images": self.max_batch_images,
+                    "max_pixels": self.max_pixels, "min_side": self.min_side}
+        for key, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{key} must be a positive integer, got {value!r}")
+        if self.replicas is not None and (not isinstance(self.replicas, int) or self.replicas < 1):
+            raise UserError(f"replicas must be a positive integer, got {self.replicas!r}")
+        if self.replicas is not None and self.autoscaling_config:
+            raise UserError("give either replicas or autoscaling_config, not both")
+        if not 0 <= self.batch_wait_timeout_s <= 10:
+            raise UserError(f"batch_wait_timeout_s must be within 0..10 s, got {self.batch_wait_timeout_s}")
+
+    def model_deployment_options(self) -> dict:
+        """Ray Serve options of each model deployment."""
+        options: dict[str, Any] = {"max_ongoing_requests": max(self.max_ongoing_requests, self.max_batch_size),
+                                   "health_check_period_s": self.health_check_period_s,
+                                   "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.gpus()}}
+        if self.replicas is not None:
+            options["num_replicas"] = self.replicas
+        if self.autoscaling_config:
+            options["autoscaling_config"] = self.autoscaling_config
+        return options
+
+    def gpus(self) -> float:
+        """GPUs per model replica: as given, else an equal share of one GPU when the cluster has one."""
+        if self.num_gpus is not None:
+            return float(self.num_gpus)
+        import ray
+
+        has_gpu = ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
+        if not has_gpu:
+            return 0.0
+        per_model = self.replicas or (self.autoscaling_config or {}).get("max_replicas", 1)
+        return round(1.0 / (len(self.checkpoints) * per_model), 4)

@@ -1,0 +1,85 @@
+"""Pydantic models of the HTTP answers: detections, model descriptions, health and errors.
+
+They give the OpenAPI schema its shapes; boxes are COCO [x, y, w, h] in original image pixels.
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Detection(BaseModel):
+    """One detected object."""
+
+    bbox: list[float] = Field(..., min_length=4, max_length=4,
+                              description="[x, y, width, height] in original image pixels (COCO)")
+    score: float = Field(..., ge=0.0, le=1.0)
+    category_id: int = Field(..., description="COCO category id")
+    category: str
+
+
+class ImageResult(BaseModel):
+    """Detections on one image."""
+
+    width: int
+    height: int
+    detections: list[Detection]
+    batch_size: int = Field(..., description="how many images the model ran together with this one")
+    file_name: str | None = None
+
+
+class DetectResponse(ImageResult):
+    """Answer to POST /v1/detect."""
+
+    model: str
+    version: str
+    time_ms: float = Field(..., description="server-side time from request to answer")
+
+
+class BatchResponse(BaseModel):
+    """Answer to POST /v1/detect/batch: one result per image, in request order."""
+
+    model: str
+    version: str
+    results: list[ImageResult]
+    time_ms: float
+
+
+class Category(BaseModel):
+    """A category the model predicts."""
+
+    id: int
+    name: str
+
+
+class ModelInfo(BaseModel):
+    """What GET /v1/models says about one served model."""
+
+    name: str
+    version: str
+    categories: list[Category]
+    input_size: int
+    metrics: dict[str, float | int | str | None]
+    device: str
+    max_batch_size: int
+    batch_wait_timeout_s: float
+
+
+class ModelsResponse(BaseModel):
+    """Answer to GET /v1/models."""
+
+    default: str
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    """Answer to GET /healthz: ready only when every model is loaded."""
+
+    status: str
+    models: dict[str, str]
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: a short code and a sentence saying what to fix."""
+
+    error: str
+    detail: str
