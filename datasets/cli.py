@@ -37,8 +37,99 @@ def add_synth(sub) -> None:
     p.add_argument("--format", choices=["png", "jpg"], default="png")
 
 
+def add_from_masks(sub) -> None:
+    p = sub.add_parser("from-masks", help="instance masks (label images or one file per instance) to COCO",
+                       description="Two mask conventions, both accepted: MASKS/<image-stem>.png label images "
+                       "(0 = background, each other value one instance; classes from --categories) and "
+                       "MASKS/<image-stem>_<category>_<n>.png binary masks, one per instance. --categories is "
+                       'JSON: {"names": [id order], "labels": {"<image-stem>" or "*": {"<value>": "<name>"}}}.')
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--masks", required=True, help="folder of mask files")
+    p.add_argument("--out", required=True, help="COCO json to write")
+    p.add_argument("--categories", help="JSON: category names and label-image value mapping")
+
+
+def add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="VOC XML, YOLO txt, LabelMe JSON or CSV to COCO",
+                       description="CSV needs the header file_name,x1,y1,x2,y2,category (absolute pixel corners; "
+                       "a row with only file_name is an image without objects). YOLO needs class names: "
+                       "--classes, or data.yaml / classes.txt in or next to the labels folder.")
+    p.add_argument("--from", dest="fmt", required=True, choices=["voc", "yolo", "labelme", "csv"])
+    p.add_argument("--src", required=True, help="labels folder (voc, yolo, labelme) or file (csv, one xml/json)")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--out", required=True, help="COCO json to write")
+    p.add_argument("--classes", help="class names in id order: .txt (one a line), .yaml (names:) or .json")
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="COCO to YOLO txt labels or Pascal VOC XML")
+    p.add_argument("--to", required=True, choices=["yolo", "voc"])
+    p.add_argument("--annotations", required=True, help="COCO json")
+    p.add_argument("--images", required=True, help="folder the json's file names are relative to")
+    p.add_argument("--out", required=True, help="folder: yolo -> labels/, classes.txt, data.yaml; voc -> Annotations/")
+
+
+def add_validate(sub) -> None:
+    p = sub.add_parser("validate", help="check a COCO file (and its images); --fix writes a repaired copy",
+                       description="Exit 0 when there are no problems, 1 otherwise. With --fix OUT, the exit "
+                       "status tells whether the repaired copy is clean.")
+    p.add_argument("file", help="COCO json")
+    p.add_argument("--images", help="folder of images: check files exist and their sizes match")
+    p.add_argument("--fix", metavar="OUT", help="write a repaired copy (clip boxes, recompute areas, re-index ids, drop empties)")
+
+
+def add_split(sub) -> None:
+    p = sub.add_parser("split", help="stratified train/val(/test) split")
+    p.add_argument("file", help="COCO json")
+    p.add_argument("--out", required=True, help="folder for train.json, val.json (test.json)")
+    p.add_argument("--val", type=float, default=0.2, help="fraction of images for val (default 0.2)")
+    p.add_argument("--test", type=float, default=0.0, help="fraction of images for test (default 0: no test split)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def add_merge(sub) -> None:
+    p = sub.add_parser("merge", help="merge COCO files (categories unified by name, ids re-indexed)")
+    p.add_argument("files", nargs="+", help="two or more COCO json files")
+    p.add_argument("--out", required=True, help="COCO json to write")
+
+
+def add_tile(sub) -> None:
+    p = sub.add_parser("tile", help="cut large images into overlapping tiles with their annotations")
+    p.add_argument("file", help="COCO json")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--size", type=int, required=True, help="tile side in pixels")
+    p.add_argument("--overlap", type=float, default=0.2, help="fraction of a tile shared with the next (default 0.2)")
+    p.add_argument("--out", required=True, help="folder: images/ and annotations.json")
+    p.add_argument("--min-visibility", type=float, default=0.5,
+                   help="keep a box in a tile when at least this fraction of it is inside (default 0.5)")
+
+
+def add_stats(sub) -> None:
+    p = sub.add_parser("stats", help="counts per class, box sizes, objects per image; optional plot")
+    p.add_argument("file", help="COCO json")
+    p.add_argument("--plot", metavar="PNG", help="write an overview figure")
+    p.add_argument("--json", action="store_true", help="print the numbers as one JSON line")
+
+
+def add_draw(sub) -> None:
+    p = sub.add_parser("draw", help="draw boxes, masks and labels onto images")
+    p.add_argument("file", help="COCO json")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--out", required=True, help="folder for the drawn images (.png)")
+    p.add_argument("--limit", type=int, default=20, help="draw the first N images (default 20)")
+
+
 COMMANDS = {
     "synth": ("datasets.synth", add_synth),
+    "from-masks": ("datasets.masks", add_from_masks),
+    "convert": ("datasets.convert", add_convert),
+    "export": ("datasets.export", add_export),
+    "validate": ("datasets.validate", add_validate),
+    "split": ("datasets.split", add_split),
+    "merge": ("datasets.merge", add_merge),
+    "tile": ("datasets.tile", add_tile),
+    "stats": ("datasets.stats", add_stats),
+    "draw": ("datasets.draw", add_draw),
 }
 
 
@@ -61,6 +152,6 @@ def main(argv: list[str] | None = None) -> int:
         module.run(args)
     except BrokenPipeError:
         return 0
-    except (OSError, MemoryError) as exc:
+    except (OSError, MemoryError, UnicodeDecodeError) as exc:
         raise UserError(str(exc)) from exc
     return 0

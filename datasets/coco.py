@@ -149,3 +149,42 @@ def box_polygon(x: float, y: float, w: float, h: float) -> list[list[float]]:
 def round_box(values: Iterable[float], digits: int = 3) -> list[float]:
     """Round box numbers so converted files stay small and stable."""
     return [round(float(v), digits) for v in values]
+
+
+def polygon_area_bbox(polygons: list[list[float]], height: int, width: int) -> tuple[float, list[float]]:
+    """Area (pixels pycocotools rasterises) and extent box [x, y, w, h] of polygons."""
+    area = float(mask_utils.area(segmentation_to_rle(polygons, height, width)))
+    xs = [v for poly in polygons for v in poly[0::2]]
+    ys = [v for poly in polygons for v in poly[1::2]]
+    x0, y0 = max(min(xs), 0.0), max(min(ys), 0.0)
+    x1, y1 = min(max(xs), float(width)), min(max(ys), float(height))
+    return area, round_box([x0, y0, x1 - x0, y1 - y0])
+
+
+def index_coco(data: dict, source: str) -> tuple[dict, dict, dict]:
+    """images by id, categories by id and annotations by image id; UserError on broken links.
+
+    Checks only what a command needs to run; `validate` does the full check.
+    """
+    try:
+        images = {img["id"]: img for img in data["images"]}
+        categories = {cat["id"]: cat for cat in data["categories"]}
+    except (TypeError, KeyError) as exc:
+        raise UserError(f"{source}: every image and category needs an 'id' ({exc!r} missing)")
+    by_image: dict = {image_id: [] for image_id in images}
+    for ann in data["annotations"]:
+        where = f"{source}: annotation {ann.get('id') if isinstance(ann, dict) else ann!r}"
+        if not isinstance(ann, dict) or ann.get("image_id") not in images:
+            raise UserError(f"{where}: image_id does not name an image (run validate)")
+        if ann.get("category_id") not in categories:
+            raise UserError(f"{where}: category_id {ann.get('category_id')} is not a category (run validate)")
+        box = ann.get("bbox")
+        if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+            raise UserError(f"{where}: bbox must be [x, y, w, h] numbers (run validate)")
+        by_image[ann["image_id"]].append(ann)
+    for img in images.values():
+        if not isinstance(img.get("file_name"), str) or not all(
+            isinstance(img.get(k), int) and img[k] > 0 for k in ("width", "height")
+        ):
+            raise UserError(f"{source}: image {img['id']}: needs file_name, width and height (run validate)")
+    return images, categories, by_image

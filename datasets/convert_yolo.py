@@ -1,0 +1,98 @@
+"""YOLO txt labels (one `<stem>.txt` per image, normalised cx cy w h, or polygons) to COCO records.
+
+Class names come from --classes, or data.yaml / classes.txt in or next to the labels folder.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from datasets.images import image_size
+from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
+from detection.errors import UserError
+
+CLASS_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")
+
+
+def find_classes_file(labels: Path) -> Path:
+    """The class list beside the labels; UserError saying how to give one if there is none."""
+    for folder in (labels, labels.parent):
+        for name in CLASS_FILES:
+            if (folder / name).is_file():
+                return folder / name
+    raise UserError(f"no class names for {labels}: pass --classes FILE or put data.yaml / classes.txt next to the labels")
+
+
+def parse_numbers(tokens: list[str], where: str) -> list[float]:
+    try:
+        return [float(t) for t in tokens]
+    except ValueError:
+        raise UserError(f"{where}: expected numbers, got '{' '.join(tokens)}'")
+
+
+def check_normalised(values: list[float], where: str) -> list[float]:
+    """Clip values within 0.01 of [0, 1]; UserError for values clearly outside."""
+    if any(v < -0.01 or v > 1.01 for v in values):
+        raise UserError(f"{where}: coordinates must be normalised to [0, 1], got {values}")
+    return [min(max(v, 0.0), 1.0) for v in values]
+
+
+def parse_line(line: str, names: list[str], width: int, height: int, where: str) -> ObjectRecord:
+    """One label line: `class cx cy w h` or `class x1 y1 x2 y2 x3 y3 ...` (segment)."""
+    tokens = line.split()
+    if len(tokens) < 5 or (len(tokens) > 5 and (len(tokens) % 2 == 0 or len(tokens) < 7)):
+        raise UserError(f"{where}: expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...', got '{line.strip()}'")
+    if not tokens[0].isdigit() or int(tokens[0]) >= len(names):
+        raise UserError(f"{where}: class '{tokens[0]}' is not an index into the {len(names)} class names")
+    category = names[int(tokens[0])]
+    values = check_normalised(parse_numbers(tokens[1:], where), where)
+    if len(values) == 4:
+        cx, cy, w, h = values
+        if w <= 0 or h <= 0:
+            raise UserError(f"{where}: box width and height must be positive")
+        x0, y0 = max(cx - w / 2, 0.0) * width, max(cy - h / 2, 0.0) * height
+        x1, y1 = min(cx + w / 2, 1.0) * width, min(cy + h / 2, 1.0) * height
+        return ObjectRecord(category, [x0, y0, x1 - x0, y1 - y0], where=where)
+    polygon = [v * (width if i % 2 == 0 else height) for i, v in enumerate(values)]
+    return ObjectRecord(category, [], [[round(v, 3) for v in polygon]], where=where)
+
+
+def read_labels(path: Path, names: list[str], width: int, height: int) -> list[ObjectRecord]:
+    """Objects of one label file (missing file: no objects)."""
+    if not path.is_file():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file")
+    return [parse_line(line, names, width, height, f"{path}:{n}")
+            for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def label_path(labels: Path, image: Path) -> Path:
+    """Label file of an image: same relative path with .txt, or flat by stem."""
+    nested = labels / image.with_suffix(".txt")
+    return nested if nested.is_file() else labels / (image.stem + ".txt")
+
+
+def convert(src: str | os.PathLike, images: str | os.PathLike, classes: str | None = None) -> tuple[list[ImageRecord], list[str]]:
+    """Records for every image under `images`, labels from the `src` folder."""
+    labels = Path(src)
+    if not labels.is_dir():
+        raise UserError(f"--src {src}: expected the folder of YOLO .txt label files")
+    names = read_class_names(classes or find_classes_file(labels))
+    finder = ImageFinder(images)
+    used: set[Path] = set()
+    records = []
+    for rel in tqdm(finder.files, desc="yolo", disable=None):
+        width, height = image_size(finder.folder / rel)
+        path = label_path(labels, rel)
+        used.add(path)
+        records.append(ImageRecord(rel.as_posix(), width, height, read_labels(path, names, width, height)))
+    orphans = [p for p in labels.rglob("*.txt") if p not in used and p.name not in CLASS_FILES]
+    if orphans:
+        print(f"warning: {len(orphans)} label files have no image in {images} (first: {orphans[0]})", file=sys.stderr)
+    return records, names

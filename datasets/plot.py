@@ -1,0 +1,78 @@
+"""The overview figure of `stats --plot`: class counts, box sizes, objects per image, box centres.
+
+Uses matplotlib's Agg backend (no display) and writes the file atomically.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from detection.utils.io import atomic_open
+
+
+def class_panel(ax, stats: dict) -> None:
+    names = list(stats["per_class"])
+    counts = [stats["per_class"][n] for n in names]
+    bars = ax.bar(range(len(names)), counts, color="tab:blue")
+    ax.bar_label(bars, padding=2, fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center")
+    ax.set_title("annotations per class")
+    ax.set_ylabel("annotations")
+    ax.margins(y=0.12)
+
+
+def size_panel(ax, data: dict, stats: dict) -> None:
+    sides = np.sqrt([max(float(a.get("area") or 0), 0.0) for a in data["annotations"]])
+    ax.hist(sides, bins=40, color="tab:orange")
+    for edge in (32, 96):
+        ax.axvline(edge, color="grey", linestyle="--", linewidth=1)
+    sizes = stats["box_sizes"]
+    ax.set_title(f"object size: small {sizes['small']}, medium {sizes['medium']}, large {sizes['large']}")
+    ax.set_xlabel("sqrt(area) in pixels  (dashed: COCO small/medium/large at 32, 96)")
+    ax.set_ylabel("annotations")
+
+
+def per_image_panel(ax, data: dict) -> None:
+    counts: dict = {img["id"]: 0 for img in data["images"]}
+    for ann in data["annotations"]:
+        counts[ann["image_id"]] += 1
+    values = np.array(list(counts.values()) or [0])
+    ax.hist(values, bins=np.arange(values.max() + 2) - 0.5, color="tab:green", rwidth=0.85)
+    ax.set_title(f"annotations per image (mean {values.mean():.2f})")
+    ax.set_xlabel("annotations in the image")
+    ax.set_ylabel("images")
+
+
+def centre_panel(ax, data: dict) -> None:
+    sizes = {img["id"]: (img["width"], img["height"]) for img in data["images"]}
+    xs, ys = [], []
+    for ann in data["annotations"]:
+        x, y, w, h = ann["bbox"]
+        width, height = sizes[ann["image_id"]]
+        xs.append((x + w / 2) / width)
+        ys.append((y + h / 2) / height)
+    ax.hist2d(xs or [0.5], ys or [0.5], bins=20, range=[[0, 1], [0, 1]], cmap="viridis")
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.set_title("box centres (fraction of image)")
+
+
+def plot_stats(data: dict, stats: dict, path: str | os.PathLike) -> None:
+    """Write the 2x2 overview figure to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    class_panel(axes[0, 0], stats)
+    size_panel(axes[0, 1], data, stats)
+    per_image_panel(axes[1, 0], data)
+    centre_panel(axes[1, 1], data)
+    fig.suptitle(f"{stats['images']} images, {stats['annotations']} annotations, {stats['categories']} categories")
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format=Path(path).suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=100)
+    plt.close(fig)
