@@ -12,11 +12,11 @@ from detection.errors import UserError, cli_main
 
 
 class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose usage errors exit with status 1 like every other user mistake."""
+    """ArgumentParser whose usage errors are UserErrors: usage, one error line, status 1."""
 
     def error(self, message: str) -> None:
         self.print_usage(sys.stderr)
-        self.exit(1, f"error: {message}\n")
+        raise UserError(message)
 
 
 def add_synth(sub) -> None:

@@ -18,7 +18,7 @@ from detection.errors import UserError
 
 @dataclass
 class ObjectRecord:
-    """One object: category name, box [x, y, w, h] in pixels, optional polygons."""
+    """One object: category name and box [x, y, w, h] in pixels, or polygons (box from them)."""
 
     category: str
     bbox: list[float]
@@ -103,12 +103,12 @@ def records_to_coco(records: list[ImageRecord], class_names: list[str] | None = 
     for image_id, rec in enumerate(sorted(records, key=lambda r: r.file_name), 1):
         images.append({"id": image_id, "file_name": rec.file_name, "width": rec.width, "height": rec.height})
         for obj in rec.objects:
-            x, y, w, h = round_box(obj.bbox)
             if obj.polygons:
                 area, box = polygon_area_bbox(obj.polygons, rec.height, rec.width)
                 segmentation = obj.polygons
             else:
-                area, box, segmentation = w * h, [x, y, w, h], box_polygon(x, y, w, h)
+                box = round_box(obj.bbox)
+                area, segmentation = box[2] * box[3], box_polygon(*box)
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": ids[obj.category],
                 "iscrowd": 0, "segmentation": segmentation, "area": round(float(area), 3), "bbox": box,

@@ -12,18 +12,21 @@ from datasets.validate import check_ids, is_int, is_number, segmentation_area
 from detection.errors import UserError
 
 
-def repair_categories(categories: list, notes: list[str]) -> list[dict]:
-    """Categories with integer ids, first of each id and name kept."""
+def repair_categories(categories: list, notes: list[str]) -> tuple[list[dict], dict]:
+    """Categories with integer ids and names, and old id -> kept id (a repeated name maps to its first)."""
     _, by_id = check_ids(categories, "category")
-    kept, names = [], set()
-    for cat in by_id.values():
+    kept, first_of, remap = [], {}, {}
+    for cat_id, cat in by_id.items():
         name = cat.get("name")
-        if isinstance(name, str) and name.strip() and name not in names:
-            names.add(name)
+        if not isinstance(name, str) or not name.strip():
+            continue
+        if name not in first_of:
+            first_of[name] = cat_id
             kept.append(cat)
+        remap[cat_id] = first_of[name]
     if len(kept) != len(categories):
-        notes.append(f"dropped {len(categories) - len(kept)} categories (bad or duplicate id or name)")
-    return kept
+        notes.append(f"dropped {len(categories) - len(kept)} categories (bad or duplicate id, missing or repeated name)")
+    return kept, remap
 
 
 def repair_image(img: dict, images_dir: Path | None) -> dict | None:
@@ -91,16 +94,16 @@ def repair_annotation(ann: dict, img: dict) -> dict | None:
 def repair_coco(data: dict, images_dir: Path | None = None) -> tuple[dict, list[str]]:
     """A repaired copy of `data` and notes on what changed."""
     notes: list[str] = []
-    categories = repair_categories(data["categories"], notes)
-    cat_ids = {cat["id"] for cat in categories}
+    categories, cat_remap = repair_categories(data["categories"], notes)
     images, old_to_new = repair_images(data["images"], images_dir, notes)
     _, annotations = check_ids(data["annotations"], "annotation")
     kept = []
     for ann in annotations.values():
         img = old_to_new.get(ann.get("image_id"))
-        fixed = repair_annotation(ann, img) if img is not None and ann.get("category_id") in cat_ids else None
+        known = img is not None and ann.get("category_id") in cat_remap
+        fixed = repair_annotation(ann, img) if known else None
         if fixed is not None:
-            fixed["id"] = len(kept) + 1
+            fixed.update(id=len(kept) + 1, category_id=cat_remap[ann["category_id"]])
             kept.append(fixed)
     if len(kept) != len(data["annotations"]):
         notes.append(f"dropped {len(data['annotations']) - len(kept)} annotations (unknown image or category, empty box or mask)")
