@@ -4,7 +4,6 @@ Small images are enlarged (nearest neighbour) so labels stay readable.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -68,7 +67,7 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     return image[..., :3] if image.shape[2] == 4 else image
 
 
-def draw_dataset(file, images_dir, out, limit: int = 20) -> list[Path]:
+def draw_dataset(file: str | Path, images_dir: str | Path, out: str | Path, limit: int = 20) -> list[Path]:
     """Draw the first `limit` images of a COCO file into `out`; returns the written paths."""
     images_dir, out = require_dir(images_dir, "--images"), Path(out)
     check_not_input(out, images_dir)
@@ -83,7 +82,7 @@ def draw_dataset(file, images_dir, out, limit: int = 20) -> list[Path]:
         if pixels.shape[:2] != (img["height"], img["width"]):
             raise UserError(f"image {image_id} ({img['file_name']}): file size differs from the json (run validate)")
         target = (out / img["file_name"]).with_suffix(".png")
-        check_not_input(target, file)
+        check_not_input(target, file, images_dir / img["file_name"])
         write_image(target, draw_annotations(pixels, img, by_image[image_id], categories))
         written.append(target)
     return written

@@ -4,7 +4,6 @@ Crowd regions have no place in either format and are left out (the count is prin
 """
 from __future__ import annotations
 
-import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path

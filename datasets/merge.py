@@ -4,8 +4,6 @@ Images with the same file_name are the same picture: their annotations are poole
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 from datasets.coco import check_not_input, index_coco, load_coco, new_coco, save_coco
 from detection.errors import UserError

@@ -96,9 +96,8 @@ def repair_coco(data: dict, images_dir: Path | None = None) -> tuple[dict, list[
     notes: list[str] = []
     categories, cat_remap = repair_categories(data["categories"], notes)
     images, old_to_new = repair_images(data["images"], images_dir, notes)
-    _, annotations = check_ids(data["annotations"], "annotation")
     kept = []
-    for ann in annotations.values():
+    for ann in (a for a in data["annotations"] if isinstance(a, dict)):
         img = old_to_new.get(ann.get("image_id"))
         known = img is not None and ann.get("category_id") in cat_remap
         fixed = repair_annotation(ann, img) if known else None

@@ -4,7 +4,6 @@ Masks are cropped with their tile; writes DIR/images/<stem>_<x>_<y>.<ext> and DI
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -81,7 +80,8 @@ def check_options(size: int, overlap: float, min_visibility: float) -> int:
     return max(1, int(round(size * (1 - overlap))))
 
 
-def tile_dataset(file, images_dir, size: int, overlap: float, out, min_visibility: float = 0.5) -> Path:
+def tile_dataset(file: str | Path, images_dir: str | Path, size: int, overlap: float, out: str | Path,
+                 min_visibility: float = 0.5) -> Path:
     """Tile every image of a COCO file; returns the new annotations path."""
     stride = check_options(size, overlap, min_visibility)
     images_dir, out = require_dir(images_dir, "--images"), Path(out)

@@ -92,3 +92,16 @@ def test_csv_boxes_and_empty_images(tmp_path):
     data = convert_to_coco("csv", tmp_path / "boxes.csv", images, None)
     assert [img["file_name"] for img in data["images"]] == ["a.png", "b.png"]
     assert [(a["category_id"], a["bbox"]) for a in data["annotations"]] == [(2, [1, 2, 10, 20]), (1, [5, 5, 45, 25])]
+
+
+def test_yolo_segment_lines_and_yaml_names(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir(), labels.mkdir()
+    cv2.imwrite(str(images / "p.png"), np.zeros((100, 200, 3), np.uint8))
+    (tmp_path / "data.yaml").write_text("names:\n  0: ant\n  1: bee\n")
+    (labels / "p.txt").write_text("1 0.1 0.1 0.3 0.1 0.3 0.5 0.1 0.5\n0 0.5 0.5 0.2 0.2\n")
+    data = convert_to_coco("yolo", labels, images)
+    assert [c["name"] for c in data["categories"]] == ["ant", "bee"]
+    bee, ant = data["annotations"]
+    assert bee["category_id"] == 2 and bee["bbox"] == [20, 10, 40, 40] and bee["area"] == 1600
+    assert ant["category_id"] == 1 and ant["bbox"] == [80, 40, 40, 20]

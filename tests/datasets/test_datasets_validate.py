@@ -99,3 +99,13 @@ def test_unreadable_image_is_reported(tmp_path):
             "images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8},
                        {"id": 2, "file_name": "b.png", "width": 8, "height": 8}]}
     assert [p.kind for p in validate_coco(data, images)] == ["image-unreadable"]
+
+
+def test_fix_reindexes_duplicate_ids_without_losing_annotations(shapes):
+    _, images, data = shapes
+    broken = copy.deepcopy(data)
+    for ann in broken["annotations"]:
+        ann["id"] = 5
+    fixed, _ = repair_coco(broken, images)
+    assert len(fixed["annotations"]) == len(data["annotations"])
+    assert [a["bbox"] for a in fixed["annotations"]] == [a["bbox"] for a in data["annotations"]]
