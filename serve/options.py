@@ -111,6 +111,7 @@ class ServiceOptions:
         """Ray Serve options of each model deployment."""
         options: dict[str, Any] = {"max_ongoing_requests": max(self.max_ongoing_requests, self.max_batch_size),
                                    "health_check_period_s": self.health_check_period_s,
+                                   "max_constructor_retry_count": 3,  # a bad checkpoint fails fast
                                    "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.gpus()}}
         if self.replicas is not None:
             options["num_replicas"] = self.replicas

@@ -1,0 +1,71 @@
+"""`python -m serve --checkpoint CKPT [--checkpoint NAME=CKPT ...]`: serve checkpoints over HTTP.
+
+Binds to 127.0.0.1:8000 unless told otherwise; Ctrl-C or SIGTERM shuts down cleanly.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from detection.errors import UserError, cli_main
+
+from serve.options import NAME_RE
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m serve", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]PATH",
+                   help="a checkpoint to serve; repeat for several models (name defaults to its run folder)")
+    p.add_argument("--name", help="model name when one --checkpoint is given without NAME=")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--replicas", type=int, default=1, help="replicas per model")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--max-batch-size", type=int, default=8)
+    p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
+    p.add_argument("--max-image-mb", type=float, default=20.0, help="largest accepted image body")
+    p.add_argument("--max-megapixels", type=float, default=40.0, help="largest accepted image (width*height)")
+    p.add_argument("--api-key-env", default="DETECT_API_KEY",
+                   help="environment variable holding the API key; when set, /v1/ needs 'Bearer <key>'")
+    return p.parse_args(argv)
+
+
+def options_from_args(args: argparse.Namespace) -> dict:
+    """The service options (build_app's dict) for the command line."""
+    checkpoints = list(args.checkpoint)
+    if args.name:
+        if len(checkpoints) != 1 or ("=" in checkpoints[0] and NAME_RE.match(checkpoints[0].split("=")[0])):
+            raise UserError("--name goes with exactly one --checkpoint PATH; for several use --checkpoint NAME=PATH")
+        checkpoints = [f"{args.name}={checkpoints[0]}"]
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be within 1..65535, got {args.port}")
+    return {"checkpoints": checkpoints, "replicas": args.replicas, "device": args.device,
+            "max_batch_size": args.max_batch_size, "batch_wait_timeout_s": args.batch_wait_ms / 1000,
+            "max_image_bytes": int(args.max_image_mb * 1024 * 1024),
+            "max_pixels": int(args.max_megapixels * 1_000_000), "api_key_env": args.api_key_env}
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    options = options_from_args(args)
+    from serve import launch
+
+    url = launch.start(options, host=args.host, port=args.port)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    print(f"serving at {url} (docs: {url}/docs); Ctrl-C to stop", flush=True)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        print("shutting down", flush=True)
+        launch.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Start and stop the detection service from Python: Ray (local unless RAY_ADDRESS), Serve, the app.
+
+Used by `python -m serve`, `python -m serve.smoke` and the load benchmark.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from detection.errors import UserError
+
+from serve.options import ServiceOptions
+
+APP_NAME = "detect"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def check_port(host: str, port: int) -> None:
+    """UserError if host:port cannot be bound (already in use, or not an address of this machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+
+
+def start_ray(opts: ServiceOptions, quiet: bool) -> None:
+    """Connect to RAY_ADDRESS, or start a local Ray with enough logical CPUs for every replica."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    level = logging.WARNING if quiet else logging.INFO
+    if quiet:
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(logging_level=level, log_to_driver=not quiet)
+        return
+    needed = len(opts.checkpoints) * (opts.replicas or 1) * opts.num_cpus + 1
+    ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), include_dashboard=False,
+             logging_level=level, log_to_driver=not quiet)
+
+
+def local_threads(opts: ServiceOptions) -> int:
+    """Torch threads per model replica on one machine: the cores shared among all replicas."""
+    return max(1, (os.cpu_count() or 1) // (len(opts.checkpoints) * (opts.replicas or 1)))
+
+
+def start(options: dict, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> str:
+    """Start Serve with the detection app on host:port and wait until it runs; returns the base URL."""
+    opts = ServiceOptions.from_dict(options)  # a bad option or checkpoint stops here, before Ray starts
+    check_port(host, port)
+    if not opts.torch_threads and not os.environ.get("RAY_ADDRESS"):
+        options = {**options, "torch_threads": local_threads(opts)}
+    start_ray(opts, quiet)
+    from ray import serve
+
+    from serve.app import build_app
+
+    serve.start(http_options={"host": host, "port": port})
+    try:
+        serve.run(build_app(options), name=APP_NAME, route_prefix="/")
+    except Exception as exc:  # a replica that cannot load its checkpoint fails the deployment
+        stop()
+        raise UserError(f"the service did not start: {_reason(exc)}") from None
+    return f"http://{host}:{port}"
+
+
+def _reason(exc: Exception) -> str:
+    """The most telling line of a deployment failure (a UserError from a replica when there is one)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "UserError" in line or line.startswith("error:"):
+            return line.split("UserError:", 1)[-1].strip()
+    return lines[-1][:500] if lines else type(exc).__name__
+
+
+def stop() -> None:
+    """Shut down the app and Serve, and Ray when this process started it."""
+    import ray
+    from ray import serve
+
+    if not ray.is_initialized():
+        return
+    try:
+        if os.environ.get("RAY_ADDRESS"):
+            serve.delete(APP_NAME)
+        else:
+            serve.shutdown()
+    finally:
+        ray.shutdown()

@@ -1,0 +1,148 @@
+"""Service parts that need no running server: image checks and decoding, options, client, config file.
+
+The HTTP behaviour itself is tested over loopback in test_serve_http.py.
+"""
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from detection.errors import UserError
+from serve.client import encode_image
+from serve.decode import DecodeLimits, ImageError, check_image, decode_image, header_size, sniff_format
+from serve.options import ServiceOptions, default_name, parse_checkpoints
+from serve.smoke import short_json
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def encode(image: np.ndarray, ext: str, params: tuple = ()) -> bytes:
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), list(params))
+    assert ok
+    return buf.tobytes()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_bomb(side: int = 20000) -> bytes:
+    """A valid 1-bit grayscale PNG of side x side pixels: ~50 KB on the wire, 1.2 GB once decoded as RGB."""
+    row = b"\x00" + bytes((side + 7) // 8)
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def picture() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    image = np.full((60, 90, 3), 40, np.uint8)
+    cv2.circle(image, (30, 30), 15, (250, 200, 10), -1)
+    return np.clip(image + rng.integers(0, 20, image.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("ext,fmt,params", [
+    (".jpg", "jpeg", ()), (".jpg", "jpeg", (cv2.IMWRITE_JPEG_PROGRESSIVE, 1)), (".png", "png", ()),
+    (".webp", "webp", (cv2.IMWRITE_WEBP_QUALITY, 80)), (".webp", "webp", (cv2.IMWRITE_WEBP_QUALITY, 101)),
+    (".bmp", "bmp", ())])
+def test_every_format_reads_its_header_and_decodes(picture, ext, fmt, params):
+    data = encode(picture, ext, params)
+    assert sniff_format(data) == fmt
+    assert header_size(data, fmt) == (90, 60)
+    decoded = decode_image(data)
+    assert decoded.shape == (60, 90, 3) and decoded.dtype == np.uint8
+    if fmt in ("png", "bmp") or params == (cv2.IMWRITE_WEBP_QUALITY, 101):  # lossless: RGB order kept exactly
+        np.testing.assert_array_equal(decoded, picture)
+
+
+@pytest.mark.parametrize("case,status,error", [
+    ("empty", 400, "empty_body"), ("text", 400, "invalid_image"), ("truncated_jpeg", 400, "truncated_image"),
+    ("truncated_png", 400, "invalid_image"), ("header_only_jpeg", 400, "invalid_image"),
+    ("one_pixel", 422, "image_too_small"), ("too_many_bytes", 413, "body_too_large")])
+def test_bad_images_get_clear_errors(picture, case, status, error):
+    jpeg, png = encode(picture, ".jpg"), encode(picture, ".png")
+    data = {"empty": b"", "text": b"hello, not an image", "truncated_jpeg": jpeg[: len(jpeg) * 2 // 3],
+            "truncated_png": png[: len(png) // 2], "header_only_jpeg": jpeg[:20],
+            "one_pixel": encode(picture[:1, :1], ".png"), "too_many_bytes": png}[case]
+    with pytest.raises(ImageError) as info:
+        decode_image(data, DecodeLimits(max_bytes=len(png) - 1))
+    assert (info.value.status, info.value.error) == (status, error)
+    assert info.value.detail
+
+
+def test_decompression_bomb_is_refused_from_its_header_alone():
+    bomb = png_bomb(20000)
+    assert len(bomb) < 200_000
+    start = time.perf_counter()
+    with pytest.raises(ImageError) as info:
+        decode_image(bomb)
+    assert time.perf_counter() - start < 0.5  # no pixel was decoded
+    assert info.value.status == 413 and "20000x20000" in info.value.detail
+    assert check_image(png_bomb(100), DecodeLimits()) == ("png", 100, 100)  # the same file, small, is fine
+
+
+def test_model_names_and_checkpoint_lists(tmp_path):
+    ckpt = tmp_path / "runs" / "demo" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    other = tmp_path / "shapes_v2.pt"
+    other.write_bytes(b"x")
+    assert default_name(str(ckpt)) == "demo" and default_name(str(other)) == "shapes_v2"
+    assert list(parse_checkpoints([str(ckpt), f"b={other}"])) == ["demo", "b"]
+    assert parse_checkpoints({"x": str(other)}) == {"x": str(other.resolve())}
+    with pytest.raises(UserError, match="given twice"):
+        parse_checkpoints([f"a={ckpt}", f"a={other}"])
+    with pytest.raises(UserError, match="no checkpoint file"):
+        parse_checkpoints([str(tmp_path / "missing.pt")])
+    with pytest.raises(UserError, match="unknown service option"):
+        ServiceOptions.from_dict({"checkpoints": [str(ckpt)], "max_batch": 4})
+    with pytest.raises(UserError, match="max_batch_size"):
+        ServiceOptions.from_dict({"checkpoints": [str(ckpt)], "max_batch_size": 0})
+
+
+def test_client_encodes_paths_bytes_and_arrays(tmp_path, picture):
+    path = tmp_path / "p.png"
+    path.write_bytes(encode(picture, ".png"))
+    data, kind, name = encode_image(path)
+    assert (kind, name) == ("image/png", "p.png")
+    assert encode_image(data)[1] == "application/octet-stream"
+    array_bytes, kind, _ = encode_image(picture)
+    assert kind == "image/png"
+    np.testing.assert_array_equal(decode_image(array_bytes), picture)
+
+
+def test_short_json_is_valid_json():
+    import json
+
+    answer = {"model": "m", "version": "v", "width": 4, "height": 3, "time_ms": 1.0,
+              "detections": [{"bbox": [1.234, 2.0, 3.0, 4.0], "score": 0.98765, "category_id": 1,
+                              "category": "circle"}] * 7}
+    parsed = json.loads(short_json(answer, top=5))
+    assert len(parsed["detections"]) == 5 and parsed["detections_total"] == 7
+    assert parsed["detections"][0]["bbox"][0] == 1.2
+
+
+def test_serve_config_file_is_valid_and_builds(tiny_checkpoint):
+    from ray.serve.schema import ServeDeploySchema
+
+    from serve.app import build_app
+
+    config = yaml.safe_load((ROOT / "configs" / "serve.yaml").read_text())
+    ServeDeploySchema.model_validate(config) if hasattr(ServeDeploySchema, "model_validate") \
+        else ServeDeploySchema.parse_obj(config)
+    (app_config,) = config["applications"]
+    assert app_config["import_path"] == "serve.app:build_app"
+    names = {d["name"] for d in app_config.get("deployments", [])}
+    args = {**app_config["args"], "checkpoints": {name: str(tiny_checkpoint) for name in app_config["args"]
+                                                  ["checkpoints"]}}
+    assert {f"model-{name}" for name in args["checkpoints"]} | {"ingress"} >= names
+    model_cfg = next(d for d in app_config["deployments"] if d["name"].startswith("model-"))
+    assert model_cfg["autoscaling_config"]["max_replicas"] >= model_cfg["autoscaling_config"]["min_replicas"]
+    build_app(args)
