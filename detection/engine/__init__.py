@@ -1,0 +1,1 @@
+"""Training engine: trainer, evaluator (COCOeval), checkpoint I/O, shared inference post-processing."""

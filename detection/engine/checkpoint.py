@@ -1,0 +1,79 @@
+"""Checkpoint I/O: plain data (config, weights, categories, metrics, training state), loaded weights_only.
+
+A checkpoint alone rebuilds its model: `build_from_checkpoint` needs nothing else.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detection.config import Config, config_from_dict
+from detection.errors import UserError
+
+FORMAT = "detpipe-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """torch.save `state` (plus format tags) to a temporary name, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with weights_only=True; UserError when missing, corrupt or not ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable checkpoint ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path}: not a detpipe checkpoint (no 'format: {FORMAT}' tag)")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise UserError(f"{path}: checkpoint format {state['format_version']} is newer than this code")
+    for key in ("config", "model", "categories"):
+        if key not in state:
+            raise UserError(f"{path}: checkpoint lacks {key!r}")
+    return state
+
+
+def checkpoint_config(state: dict, path: str | Path = "checkpoint") -> Config:
+    try:
+        return config_from_dict(state["config"])
+    except UserError as exc:
+        raise UserError(f"{path}: stored config is invalid: {exc}") from None
+
+
+def load_weights(model: torch.nn.Module, weights: dict, path: str | Path = "checkpoint") -> None:
+    """Strictly load weights; a mismatch (a checkpoint of another model) is a UserError."""
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"{path}: weights do not fit the model ({first})") from None
+
+
+def build_from_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
+    """(model in eval mode on `device`, Config, state) from a checkpoint path alone."""
+    from detection.models import build_detector  # late: models import torchvision
+
+    state = load_checkpoint(path)
+    cfg = checkpoint_config(state, path)
+    model = build_detector(cfg.model, num_classes=len(state["categories"]), input_size=cfg.data.input_size)
+    load_weights(model, state["model"], path)
+    return model.to(device).eval(), cfg, state

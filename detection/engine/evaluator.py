@@ -1,0 +1,65 @@
+"""COCO evaluation with pycocotools COCOeval: the 12 standard numbers by name.
+
+`coco_metrics` scores a results list; `evaluate` runs a model over a loader first.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from tqdm import tqdm
+
+from detection.engine.inference import to_detections
+
+METRIC_NAMES = [
+    "bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_small", "bbox_mAP_medium", "bbox_mAP_large",
+    "bbox_AR_1", "bbox_AR_10", "bbox_AR_100", "bbox_AR_small", "bbox_AR_medium", "bbox_AR_large",
+]
+
+
+def coco_metrics(coco_gt: COCO, results: list[dict]) -> tuple[dict, str]:
+    """COCOeval bbox on `results` (COCO results format) -> ({name: value}, printed table)."""
+    if not results:
+        return {name: 0.0 for name in METRIC_NAMES}, "no detections: every metric is 0\n"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        coco_dt = coco_gt.loadRes([dict(r) for r in results])
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator.params.imgIds = sorted(coco_gt.getImgIds())
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = [float(v) for v in np.asarray(evaluator.stats)]
+    return dict(zip(METRIC_NAMES, stats)), _summary_lines(buffer.getvalue())
+
+
+def _summary_lines(text: str) -> str:
+    return "".join(line + "\n" for line in text.splitlines() if line.lstrip().startswith("Average"))
+
+
+@torch.no_grad()
+def predict_loader(model: torch.nn.Module, loader, categories: list[dict], device: torch.device,
+                   progress: bool = False) -> list[dict]:
+    """Run `model` over a CocoDetection loader -> COCO results with image_id (original pixels)."""
+    model.eval()
+    results = []
+    for images, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        outputs = model(images.to(device))
+        for output, target in zip(outputs, targets):
+            for det in to_detections(output, target["scale"], target["orig_size"], categories,
+                                     max_detections=100):
+                results.append({"image_id": target["image_id"], "bbox": det["bbox"],
+                                "score": det["score"], "category_id": det["category_id"]})
+    return results
+
+
+def evaluate(model: torch.nn.Module, loader, device: torch.device, progress: bool = False) -> dict:
+    """COCO metrics of `model` on the loader's dataset (a CocoDetection)."""
+    dataset = loader.dataset
+    results = predict_loader(model, loader, dataset.categories, device, progress)
+    metrics, _ = coco_metrics(dataset.coco, results)
+    return metrics

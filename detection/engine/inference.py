@@ -1,0 +1,33 @@
+"""Model outputs in the letterboxed frame -> COCO detections in original image pixels.
+
+Used by the evaluator, the predictor and the server, so all three answer the same.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def to_detections(output: dict, scale: float, orig_size: tuple[int, int], categories: list[dict],
+                  score_threshold: float = 0.0, max_detections: int = 100) -> list[dict]:
+    """One image's {"boxes" xyxy, "scores", "labels" 1..K} -> [{"bbox" xywh, "score", "category_id", "category"}].
+
+    Boxes are divided by the letterbox `scale`, clipped to the original (h, w) and sorted by score.
+    """
+    scores = output["scores"].detach().float().cpu()
+    order = torch.argsort(scores, descending=True)
+    order = order[scores[order] >= score_threshold][:max_detections]
+    boxes = output["boxes"].detach().float().cpu()[order] / scale
+    height, width = orig_size
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
+    labels = output["labels"].cpu()[order].tolist()
+    detections = []
+    for box, score, label in zip(boxes.tolist(), scores[order].tolist(), labels):
+        category = categories[label - 1]
+        detections.append({
+            "bbox": [round(box[0], 2), round(box[1], 2), round(box[2] - box[0], 2), round(box[3] - box[1], 2)],
+            "score": round(score, 5),
+            "category_id": category["id"],
+            "category": category["name"],
+        })
+    return detections

@@ -1,0 +1,198 @@
+"""The trainer every detector shares: optimizer, warmup + cosine/step schedule, AMP on CUDA, clipping,
+JSON-lines log, periodic COCO evaluation, atomic last.pt/best.pt and exact resume."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from detection.config import Config, save_config
+from detection.data import CocoDetection, build_transform, collate
+from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from detection.engine.evaluator import evaluate
+from detection.errors import UserError
+from detection.models import build_detector
+from detection.utils.device import resolve_device, seed_everything
+
+
+def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    t = cfg.train
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+class Trainer:
+    """Trains `cfg.model` on `cfg.data` into `cfg.output_dir`; `fit()` returns the final metrics."""
+
+    def __init__(self, cfg: Config, resume: bool = False, progress: bool = True) -> None:
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(cfg.output_dir)
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.train_set, self.val_set = self._datasets()
+        self.categories = self.train_set.categories
+        self.model = build_detector(cfg.model, len(self.categories), cfg.data.input_size).to(self.device)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.iters_per_epoch = math.ceil(len(self.train_set) / cfg.train.batch_size)
+        self.epoch, self.step, self.epochs = 0, 0, cfg.train.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
+        self.amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.best, self.metrics, self.seconds = -1.0, {}, 0.0
+        if resume:
+            self.load_state(self.out / "last.pt")
+
+    def _datasets(self) -> tuple[CocoDetection, CocoDetection | None]:
+        data = self.cfg.data
+        if not data.train.annotations:
+            raise UserError("config key 'data.train.annotations' is empty: point it at a COCO json")
+        train = CocoDetection(data.train.annotations, data.train.images,
+                              build_transform(data.input_size, True, data.augment, seed=self.cfg.seed))
+        if len(train) == 0:
+            raise UserError(f"{data.train.annotations}: no images to train on")
+        if not data.val.annotations:
+            return train, None
+        val = CocoDetection(data.val.annotations, data.val.images, build_transform(data.input_size, False))
+        if [c["id"] for c in val.categories] != [c["id"] for c in train.categories]:
+            raise UserError(f"{data.val.annotations}: categories differ from {data.train.annotations}")
+        return train, val
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of train.lr at iteration `step`: linear warmup, then cosine (to 1%) or steps."""
+        t = self.cfg.train
+        warm = min(1.0, 0.001 + step / t.warmup_iters) if t.warmup_iters > 0 else 1.0
+        total = max(1, self.epochs * self.iters_per_epoch)
+        if t.scheduler == "step":
+            return warm * t.gamma ** sum(step >= m * total for m in t.milestones)
+        progress = min(step, total) / total
+        return warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def loader(self, dataset: CocoDetection, shuffle: bool, seed: int) -> DataLoader:
+        def init_worker(worker_id: int) -> None:
+            seed_everything(seed * 1000 + worker_id)
+            dataset.transform.set_random_seed(seed * 1000 + worker_id)
+
+        return DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=shuffle,
+                          num_workers=self.cfg.data.num_workers, collate_fn=collate,
+                          generator=torch.Generator().manual_seed(seed), worker_init_fn=init_worker)
+
+    def train_one_epoch(self) -> dict:
+        """One pass over the training set; every RNG is seeded from (seed, epoch) so resume is exact."""
+        seed = self.cfg.seed + self.epoch
+        seed_everything(seed)
+        self.train_set.transform.set_random_seed(seed)
+        self.model.train()
+        start, seen = time.time(), 0
+        bar = tqdm(self.loader(self.train_set, True, seed), desc=f"epoch {self.epoch + 1}/{self.epochs}",
+                   disable=not self.progress, leave=False)
+        for images, targets in bar:
+            losses = self.train_step(images, targets)
+            seen += len(images)
+            bar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{losses['lr']:.4g}")
+            if self.step % self.cfg.train.log_every == 0:
+                self.log({"type": "train", "epoch": self.epoch + 1, "step": self.step, **losses})
+        seconds = time.time() - start
+        return {"type": "epoch", "epoch": self.epoch + 1, "seconds": round(seconds, 2),
+                "images_per_s": round(seen / max(seconds, 1e-9), 2)}
+
+    def train_step(self, images: torch.Tensor, targets: list[dict]) -> dict:
+        images = images.to(self.device, non_blocking=True)
+        targets = [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]
+        with torch.autocast(self.device.type, enabled=self.amp):
+            losses = self.model(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise UserError(f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step} ({parts}); "
+                            f"training stopped, last good checkpoint: {self.out / 'last.pt'} (lower train.lr?)")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.train.clip_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return {"loss": loss.item(), **{k: round(v.item(), 5) for k, v in losses.items()},
+                "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def log(self, record: dict) -> None:
+        with open(self.out / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def should_evaluate(self) -> bool:
+        every = self.cfg.train.eval_every
+        return self.val_set is not None and (self.epoch == self.epochs or (every > 0 and self.epoch % every == 0))
+
+    def fit(self) -> dict:
+        """Train the remaining epochs; evaluate, log and checkpoint after each. Returns final metrics."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, self.out / "config.yaml")
+        while self.epoch < self.epochs:
+            record = self.train_one_epoch()
+            self.epoch += 1
+            self.seconds += record["seconds"]
+            self.fit_time_budget()
+            metrics = self.evaluate() if self.should_evaluate() else {}
+            self.log({**record, **metrics})
+            self.save(metrics)
+        return self.metrics
+
+    def fit_time_budget(self) -> None:
+        """With train.max_minutes, shrink the planned epochs (and the schedule) to what fits."""
+        budget = self.cfg.train.max_minutes * 60
+        if budget <= 0:
+            return
+        per_epoch = self.seconds / self.epoch
+        fits = self.epoch + int(max(0.0, budget - self.seconds) // per_epoch)
+        self.epochs = max(self.epoch, min(self.epochs, fits))
+
+    def evaluate(self) -> dict:
+        loader = self.loader(self.val_set, False, self.cfg.seed)
+        metrics = evaluate(self.model, loader, self.device, progress=self.progress)
+        return {k: round(v, 5) for k, v in metrics.items()}
+
+    def save(self, metrics: dict) -> None:
+        """last.pt every epoch (with optimizer state); best.pt when bbox_mAP improves (or no val set)."""
+        score = metrics.get("bbox_mAP", -1.0)
+        improved = self.val_set is None or (metrics and score > self.best)
+        if metrics:
+            self.metrics = metrics
+        if improved:
+            self.best = max(self.best, score)
+            save_checkpoint(self.out / "best.pt", self.state(training=False))
+        save_checkpoint(self.out / "last.pt", self.state(training=True))
+
+    def state(self, training: bool) -> dict:
+        state = {"config": self.cfg.to_dict(), "categories": self.categories,
+                 "model": self.model.state_dict(), "epoch": self.epoch, "epochs": self.epochs,
+                 "step": self.step, "metrics": self.metrics, "best_metric": self.best,
+                 "train_seconds": round(self.seconds, 2)}
+        if training:
+            state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                         scaler=self.scaler.state_dict())
+        return state
+
+    def load_state(self, path: Path) -> None:
+        """Restore everything `state(training=True)` saved, to continue exactly where it stopped."""
+        state = load_checkpoint(path)
+        if "optimizer" not in state:
+            raise UserError(f"{path}: has no training state to resume from (use last.pt)")
+        if [c["id"] for c in state["categories"]] != [c["id"] for c in self.categories]:
+            raise UserError(f"{path}: categories differ from {self.cfg.data.train.annotations}")
+        load_weights(self.model, state["model"], path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step, self.seconds = state["epoch"], state["step"], state["train_seconds"]
+        changed = self.cfg.train.epochs != state["config"]["train"]["epochs"]  # extended by an override
+        self.epochs = self.cfg.train.epochs if changed else state["epochs"]
+        self.best, self.metrics = state["best_metric"], state["metrics"]

@@ -1,0 +1,54 @@
+"""Evaluate a checkpoint with COCOeval: python -m detection.eval --checkpoint CKPT --annotations FILE --images DIR.
+
+Prints the COCO table and writes the metrics as JSON (--out).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from detection.errors import UserError, cli_main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m detection.eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train")
+    parser.add_argument("--annotations", required=True, help="COCO annotations json with ground truth")
+    parser.add_argument("--images", required=True, help="folder the annotations' file_names are in")
+    parser.add_argument("--out", help="write metrics JSON here")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    return parser.parse_args(argv)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from detection.data import CocoDetection, build_transform, collate
+    from detection.engine.checkpoint import build_from_checkpoint
+    from detection.engine.evaluator import coco_metrics, predict_loader
+    from detection.utils.device import resolve_device
+    from detection.utils.io import write_json
+
+    device = resolve_device(args.device)
+    model, cfg, state = build_from_checkpoint(args.checkpoint, device)
+    dataset = CocoDetection(args.annotations, args.images, build_transform(cfg.data.input_size, train=False))
+    if [c["id"] for c in dataset.categories] != [c["id"] for c in state["categories"]]:
+        raise UserError(f"{args.annotations}: categories {[c['name'] for c in dataset.categories]} differ from "
+                        f"the checkpoint's {[c['name'] for c in state['categories']]}")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate)
+    results = predict_loader(model, loader, state["categories"], device, progress=True)
+    metrics, table = coco_metrics(dataset.coco, results)
+    print(table, end="")
+    metrics = {k: round(v, 5) for k, v in metrics.items()}
+    if args.out:
+        write_json(args.out, metrics, indent=2)
+    print(json.dumps(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Predict on an image, a folder of images or a video:
+python -m detection.predict --checkpoint CKPT --source IMAGE|DIR|VIDEO --out DIR [--score-threshold T].
+
+Writes DIR/predictions.json (COCO results with file_name; image_id from --annotations when given) and drawn copies.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+
+from detection.errors import UserError, cli_main
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m detection.predict", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train")
+    parser.add_argument("--source", required=True, help="an image, a folder of images, or a video file")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--score-threshold", type=float, default=0.3)
+    parser.add_argument("--max-detections", type=int, default=100)
+    parser.add_argument("--annotations", help="COCO file whose image ids the results should carry")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--no-draw", action="store_true", help="write predictions.json only")
+    return parser.parse_args(argv)
+
+
+def list_images(source: Path) -> list[Path]:
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+        return files
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        return [source]
+    raise UserError(f"{source}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}), video or folder")
+
+
+def image_ids(files: list[Path], source: Path, annotations: str | None) -> list[int]:
+    """Ids from --annotations (matched by file_name, else by base name), else 1..N in file order."""
+    if not annotations:
+        return list(range(1, len(files) + 1))
+    from detection.data import load_coco
+
+    images = load_coco(annotations).dataset["images"]
+    by_name = {im["file_name"]: im["id"] for im in images}
+    by_base = {Path(im["file_name"]).name: im["id"] for im in images}
+    ids = []
+    for file in files:
+        rel = file.relative_to(source).as_posix() if source.is_dir() else file.name
+        found = by_name.get(rel, by_base.get(file.name))
+        if found is None:
+            raise UserError(f"{file}: no image with this file_name in {annotations}")
+        ids.append(found)
+    return ids
+
+
+def predict_images(predictor, files: list[Path], ids: list[int], args: argparse.Namespace) -> list[dict]:
+    from detection.data import read_image
+    from detection.utils.draw import draw_detections
+    from detection.utils.io import write_bytes
+
+    results = []
+    for start in range(0, len(files), args.batch_size):
+        chunk = files[start:start + args.batch_size]
+        images = [read_image(f) for f in chunk]
+        answers = predictor.predict(images, args.score_threshold, args.max_detections)
+        for file, image_id, image, dets in zip(chunk, ids[start:], images, answers):
+            results += [{"image_id": image_id, "file_name": file.name, **d} for d in dets]
+            if not args.no_draw:
+                drawn = draw_detections(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), dets)
+                write_bytes(Path(args.out) / f"{file.stem}.jpg", cv2.imencode(".jpg", drawn)[1].tobytes())
+    return results
+
+
+def predict_video(predictor, video: Path, args: argparse.Namespace) -> list[dict]:
+    """Every frame through the model; results carry image_id = frame number (from 1); writes OUT/<stem>.mp4."""
+    from detection.utils.draw import draw_detections
+
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise UserError(f"{video}: not a readable video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    final = Path(args.out) / f"{video.stem}.mp4"
+    tmp = Path(tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".mp4", dir=args.out)[1])
+    writer, results, frame_id = None, [], 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frame_id += 1
+            dets = predictor.predict([cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)], args.score_threshold,
+                                     args.max_detections)[0]
+            results += [{"image_id": frame_id, "file_name": f"{video.name}#{frame_id}", **d} for d in dets]
+            if not args.no_draw:
+                if writer is None:
+                    size = (frame.shape[1], frame.shape[0])
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                writer.write(draw_detections(frame, dets))
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if frame_id == 0:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{video}: no frames could be read")
+    os.replace(tmp, final) if writer is not None else tmp.unlink(missing_ok=True)
+    return results
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    source = Path(args.source)
+    if not source.exists():
+        raise UserError(f"source not found: {source}")
+    if not 0 <= args.score_threshold <= 1:
+        raise UserError(f"--score-threshold must be in 0..1, got {args.score_threshold}")
+    from detection.predictor import Predictor
+    from detection.utils.io import write_json
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        results = predict_video(predictor, source, args)
+    else:
+        files = list_images(source)
+        results = predict_images(predictor, files, image_ids(files, source, args.annotations), args)
+    write_json(Path(args.out) / "predictions.json", results)
+    print(f"{len(results)} detections -> {Path(args.out) / 'predictions.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Predictor: a checkpoint turned into a callable on RGB images, used by predict, serve and tests.
+
+Images of any size are letterboxed, run as one batch, and answered in COCO [x, y, w, h] original pixels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detection.data.transforms import build_transform, letterbox_scale
+from detection.engine.checkpoint import build_from_checkpoint
+from detection.engine.inference import to_detections
+from detection.utils.device import resolve_device
+
+
+class Predictor:
+    """Wraps a model rebuilt from a checkpoint; `predict(images)` -> detections per image."""
+
+    def __init__(self, model: torch.nn.Module, categories: list[dict], input_size: int,
+                 device: torch.device, name: str = "model", version: str = "0", metrics: dict | None = None) -> None:
+        self.model = model
+        self.categories = categories
+        self.input_size = input_size
+        self.device = device
+        self.name = name
+        self.version = version
+        self.metrics = metrics or {}
+        self.transform = build_transform(input_size, train=False)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Predictor":
+        """Rebuild the model from the checkpoint alone; UserError on a bad or missing file."""
+        dev = resolve_device(device)
+        model, cfg, state = build_from_checkpoint(path, dev)
+        name = Path(cfg.output_dir).name or Path(path).stem
+        return cls(model, state["categories"], cfg.data.input_size, dev, name=name,
+                   version=f"epoch-{state.get('epoch', 0)}", metrics=state.get("metrics", {}))
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """RGB uint8 [H, W, 3] -> letterboxed float [3, S, S] in 0..1."""
+        out = self.transform(image=image, bboxes=np.zeros((0, 4), np.float32), labels=[])["image"]
+        return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).float().div_(255)
+
+    @torch.no_grad()
+    def predict(self, images: list[np.ndarray], score_threshold: float = 0.05,
+                max_detections: int = 100) -> list[list[dict]]:
+        """Detections per image, by score: {"bbox" [x, y, w, h], "score", "category_id", "category"}."""
+        if not images:
+            return []
+        batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
+        outputs = self.model(batch)
+        answers = []
+        for image, output in zip(images, outputs):
+            height, width = image.shape[:2]
+            scale = letterbox_scale(height, width, self.input_size)
+            answers.append(to_detections(output, scale, (height, width), self.categories,
+                                         score_threshold, max_detections))
+        return answers

@@ -1,0 +1,39 @@
+"""Train a detector from a YAML config: python -m detection.train CONFIG [key.sub=value ...] [--resume].
+
+Writes config.yaml, metrics.jsonl, last.pt and best.pt into the config's output_dir.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from detection.config import load_config
+from detection.errors import cli_main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m detection.train", description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="YAML config file, e.g. configs/demo.yaml")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=3")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    from detection.engine.trainer import Trainer  # late: torch import after argument checks
+
+    trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
+    metrics = trainer.fit()
+    summary = {"output_dir": cfg.output_dir, "epochs": trainer.epoch, "steps": trainer.step,
+               "train_seconds": round(trainer.seconds, 1), **metrics}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
