@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 
 from detection.errors import UserError, cli_main
 
@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def options_from_args(args: argparse.Namespace) -> dict:
     """The service options (build_app's dict) for the command line."""
     checkpoints = list(args.checkpoint)
+    if args.name and not NAME_RE.match(args.name):
+        raise UserError(f"--name {args.name!r}: use letters, digits, '_', '.', '-' (at most 64)")
     if args.name:
         if len(checkpoints) != 1 or ("=" in checkpoints[0] and NAME_RE.match(checkpoints[0].split("=")[0])):
             raise UserError("--name goes with exactly one --checkpoint PATH; for several use --checkpoint NAME=PATH")
@@ -47,22 +49,30 @@ def options_from_args(args: argparse.Namespace) -> dict:
             "max_pixels": int(args.max_megapixels * 1_000_000), "api_key_env": args.api_key_env}
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     options = options_from_args(args)
     from serve import launch
 
-    url = launch.start(options, host=args.host, port=args.port)
-    stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
-    print(f"serving at {url} (docs: {url}/docs); Ctrl-C to stop", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops as cleanly as Ctrl-C, even while starting
+    started = False
     try:
-        while not stopping.wait(0.5):
-            pass
+        url = launch.start(options, host=args.host, port=args.port)
+        started = True
+        print(f"serving {', '.join(launch.served_models(options))} at {url} (docs: {url}/docs); "
+              "Ctrl-C to stop", flush=True)
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
     finally:
-        print("shutting down", flush=True)
+        if started:
+            print("shutting down", flush=True)
         launch.stop()
     return 0
 

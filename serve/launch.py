@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 
 from detection.errors import UserError
 
@@ -41,12 +43,14 @@ def start_ray(opts: ServiceOptions, quiet: bool) -> None:
     if quiet:
         logging.getLogger("ray").setLevel(logging.WARNING)
         logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(logging_level=level, log_to_driver=not quiet)
-        return
-    needed = len(opts.checkpoints) * (opts.replicas or 1) * opts.num_cpus + 1
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), include_dashboard=False,
-             logging_level=level, log_to_driver=not quiet)
+    kwargs: dict = {"logging_level": level, "log_to_driver": not quiet}
+    if not os.environ.get("RAY_ADDRESS"):
+        needed = len(opts.checkpoints) * (opts.replicas or 1) * opts.num_cpus + 1
+        kwargs.update(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), include_dashboard=False)
+    on_term = signal.getsignal(signal.SIGTERM)
+    ray.init(**kwargs)
+    if threading.current_thread() is threading.main_thread() and on_term is not None:
+        signal.signal(signal.SIGTERM, on_term)  # Ray's own SIGTERM handler would abort the process
 
 
 def local_threads(opts: ServiceOptions) -> int:
@@ -69,18 +73,32 @@ def start(options: dict, host: str = "127.0.0.1", port: int = 8000, quiet: bool 
     try:
         serve.run(build_app(options), name=APP_NAME, route_prefix="/")
     except Exception as exc:  # a replica that cannot load its checkpoint fails the deployment
+        reason = _reason(exc)
         stop()
-        raise UserError(f"the service did not start: {_reason(exc)}") from None
+        raise UserError(f"the service did not start: {reason}") from None
     return f"http://{host}:{port}"
 
 
 def _reason(exc: Exception) -> str:
-    """The most telling line of a deployment failure (a UserError from a replica when there is one)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    """The most telling line of a failed deployment: a replica's UserError when there is one."""
+    from ray import serve
+
+    texts = [str(exc)]
+    try:
+        app = serve.status().applications.get(APP_NAME)
+        texts += [d.message for d in app.deployments.values()] if app else []
+    except Exception:  # noqa: BLE001 - the status is only a better message; keep the first one
+        pass
+    lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
-        if "UserError" in line or line.startswith("error:"):
-            return line.split("UserError:", 1)[-1].strip()
-    return lines[-1][:500] if lines else type(exc).__name__
+        if "UserError:" in line:
+            return line.split("UserError:", 1)[1].strip()
+    return lines[0][:500] if lines else type(exc).__name__
+
+
+def served_models(options: dict) -> list[str]:
+    """The model names the service answers to for these options."""
+    return list(ServiceOptions.from_dict(options).checkpoints)
 
 
 def stop() -> None:

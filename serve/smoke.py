@@ -16,11 +16,12 @@ def short_json(answer: dict, top: int = 5) -> str:
     """The answer as JSON, one detection per line, the best `top` of them, numbers rounded."""
     dets = [{**d, "bbox": [round(v, 1) for v in d["bbox"]], "score": round(d["score"], 3)}
             for d in answer.get("detections", [])[:top]]
-    head = {k: v for k, v in answer.items() if k != "detections"}
+    order = ("model", "version", "width", "height", "time_ms", "batch_size")
+    head = {k: answer[k] for k in order if k in answer}
     head["detections_total"] = len(answer.get("detections", []))
     lines = [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
-    body = ",\n".join(f"    {json.dumps(d)}" for d in dets)
-    return "{\n" + "\n".join(lines) + '\n  "detections": [\n' + body + "\n  ]\n}"
+    body = "".join(f"\n    {json.dumps(d)}," for d in dets).rstrip(",")
+    return "{\n" + "\n".join(lines) + '\n  "detections": [' + body + ("\n  ]" if dets else "]") + "\n}"
 
 
 @cli_main
