@@ -1,0 +1,87 @@
+"""Registry: duplicates refused, unknown names answered with close matches, names sorted."""
+import pytest
+
+from detection.backbones import build_backbone, list_backbones
+from detection.errors import UserError
+from detection.models import build_detector, list_detectors
+from detection.config import ModelConfig
+from detection.registry import BACKBONES, DETECTORS, Registry
+
+
+def make_registry() -> Registry:
+    reg = Registry("widget")
+
+    @reg.register("resnet50")
+    def a():
+        return "a"
+
+    @reg.register()
+    def mobilenet():
+        return "m"
+
+    @reg.register("alexnet")
+    def c():
+        return "c"
+
+    return reg
+
+
+def test_register_and_get_returns_the_function():
+    reg = make_registry()
+    assert reg.get("resnet50")() == "a"
+    assert reg.get("mobilenet")() == "m"  # default name is the function's __name__
+    assert "alexnet" in reg and "vgg" not in reg
+    assert len(reg) == 3
+
+
+def test_duplicate_name_raises_and_keeps_the_first():
+    reg = make_registry()
+    with pytest.raises(ValueError, match="resnet50.*already registered"):
+        @reg.register("resnet50")
+        def other():
+            return "other"
+    assert reg.get("resnet50")() == "a"
+    assert len(reg) == 3
+
+
+def test_unknown_name_lists_close_match():
+    reg = make_registry()
+    with pytest.raises(KeyError) as info:
+        reg.get("resnet5")
+    message = info.value.args[0]
+    assert "resnet5" in message
+    assert "did you mean resnet50" in message
+    assert "widget" in message
+
+
+def test_unknown_name_without_close_match_still_lists_known():
+    reg = make_registry()
+    with pytest.raises(KeyError) as info:
+        reg.get("zzzzzz")
+    message = info.value.args[0]
+    assert "did you mean" not in message
+    assert "alexnet" in message and "mobilenet" in message
+
+
+def test_names_sorted_and_iteration_order():
+    reg = make_registry()
+    assert reg.names() == ["alexnet", "mobilenet", "resnet50"]
+    assert list(reg) == reg.names()
+
+
+def test_project_registries_are_populated_and_sorted():
+    names = list_backbones()
+    assert names == sorted(names)
+    assert {"tiny", "resnet18", "resnet50", "vgg16", "mobilenet_v2", "alexnet", "squeezenet1_1"} <= set(names)
+    assert names == BACKBONES.names()
+    assert "faster_rcnn" in list_detectors() and "faster_rcnn" in DETECTORS
+
+
+def test_build_backbone_unknown_is_user_error_with_suggestion():
+    with pytest.raises(UserError, match="model.backbone.*resnet18"):
+        build_backbone("resnet19")
+
+
+def test_build_detector_unknown_is_user_error_with_suggestion():
+    with pytest.raises(UserError, match="model.name.*faster_rcnn"):
+        build_detector(ModelConfig(name="faster_rcn", backbone="tiny"), num_classes=2, input_size=64)
