@@ -89,18 +89,19 @@ class Trainer:
         seed_everything(seed)
         self.train_set.transform.set_random_seed(seed)
         self.model.train()
-        start, seen = time.time(), 0
+        start, seen, total_loss = time.time(), 0, 0.0
         bar = tqdm(self.loader(self.train_set, True, seed), desc=f"epoch {self.epoch + 1}/{self.epochs}",
                    disable=not self.progress, leave=False)
         for images, targets in bar:
             losses = self.train_step(images, targets)
             seen += len(images)
+            total_loss += losses["loss"]
             bar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{losses['lr']:.4g}")
             if self.step % self.cfg.train.log_every == 0:
                 self.log({"type": "train", "epoch": self.epoch + 1, "step": self.step, **losses})
         seconds = time.time() - start
-        return {"type": "epoch", "epoch": self.epoch + 1, "seconds": round(seconds, 2),
-                "images_per_s": round(seen / max(seconds, 1e-9), 2)}
+        return {"type": "epoch", "epoch": self.epoch + 1, "loss": round(total_loss / max(1, len(bar)), 5),
+                "seconds": round(seconds, 2), "images_per_s": round(seen / max(seconds, 1e-9), 2)}
 
     def train_step(self, images: torch.Tensor, targets: list[dict]) -> dict:
         images = images.to(self.device, non_blocking=True)
@@ -144,7 +145,16 @@ class Trainer:
             metrics = self.evaluate() if self.should_evaluate() else {}
             self.log({**record, **metrics})
             self.save(metrics)
+            self.report(record, metrics)
         return self.metrics
+
+    def report(self, record: dict, metrics: dict) -> None:
+        """One console line per epoch."""
+        line = (f"epoch {self.epoch}/{self.epochs}  loss {record['loss']:.4f}  "
+                f"{record['images_per_s']:.1f} img/s  {record['seconds']:.1f}s")
+        if metrics:
+            line += f"  bbox_mAP {metrics['bbox_mAP']:.4f}  bbox_mAP_50 {metrics['bbox_mAP_50']:.4f}"
+        tqdm.write(line)
 
     def fit_time_budget(self) -> None:
         """With train.max_minutes, shrink the planned epochs (and the schedule) to what fits."""
