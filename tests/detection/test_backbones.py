@@ -1,0 +1,186 @@
+"""Every backbone registry entry: builds, forward, backward, declared shapes hold, no NaN; FPN; local weights."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from detection.backbones import Backbone, ShapeSpec, build_backbone, list_backbones
+from detection.errors import UserError
+from detection.necks import FPN, SelectFeatures, build_body
+
+# Networks whose convolutions do not pad to "same": map size is input/stride only up to rounding.
+IRREGULAR = {"alexnet", "squeezenet1_1"}
+# alexnet's c5 is 1x1 at 64 px (and its stride can't be read from that): give it a larger input.
+INPUT = {"alexnet": (128, 160)}
+DEFAULT_INPUT = (64, 96)  # non-square on purpose: checks both axes
+
+
+@pytest.fixture(scope="module", params=list_backbones())
+def built(request):
+    torch.manual_seed(0)
+    return request.param, build_backbone(request.param)
+
+
+def test_every_backbone_forward_backward_and_declared_shapes(built):
+    name, backbone = built
+    assert isinstance(backbone, Backbone)
+    shapes = backbone.output_shape()
+    assert shapes and all(isinstance(s, ShapeSpec) for s in shapes.values())
+    strides = [s.stride for s in shapes.values()]
+    assert strides == sorted(strides) and len(set(strides)) == len(strides), strides
+    assert all(s > 1 and s & (s - 1) == 0 for s in strides), strides  # powers of two
+    assert backbone.out_channels == list(shapes.values())[-1].channels
+
+    height, width = INPUT.get(name, DEFAULT_INPUT)
+    backbone.train()
+    torch.manual_seed(1)
+    images = torch.rand(2, 3, height, width)
+    maps = backbone(images)
+    assert list(maps) == list(shapes), "map names and order must match output_shape()"
+    for key, fmap in maps.items():
+        spec = shapes[key]
+        assert fmap.shape[:2] == (2, spec.channels), (key, fmap.shape, spec)
+        assert torch.isfinite(fmap).all(), key
+        for size, axis in ((height, -2), (width, -1)):
+            got = fmap.shape[axis]
+            if name in IRREGULAR:
+                assert 2 ** round(math.log2(size / got)) == spec.stride, (key, size, got, spec)
+            else:
+                assert got == math.ceil(size / spec.stride), (key, size, got, spec)
+
+    loss = sum(fmap.float().pow(2).mean() for fmap in maps.values())
+    backbone.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [(n, p) for n, p in backbone.named_parameters() if p.requires_grad]
+    assert params
+    for pname, param in params:
+        assert param.grad is not None, f"{pname} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{pname} has a non-finite gradient"
+    assert any(p.grad.abs().sum() > 0 for _, p in params)
+
+    backbone.eval()
+    with torch.no_grad():
+        again = backbone(images)
+    assert all(torch.isfinite(m).all() for m in again.values())
+
+
+def test_trainable_layers_freezes_early_stages():
+    backbone = build_backbone("tiny", trainable_layers=1)
+    stages = list(backbone.stages.values())
+    assert all(not p.requires_grad for stage in stages[:-1] for p in stage.parameters())
+    assert all(p.requires_grad for p in stages[-1].parameters())
+    maps = backbone(torch.rand(2, 3, 64, 64))
+    sum(m.mean() for m in maps.values()).backward()
+    assert all(p.grad is None for stage in stages[:-1] for p in stage.parameters())
+    assert all(p.grad is not None for p in stages[-1].parameters())
+
+
+def test_trainable_layers_zero_freezes_everything_torchvision():
+    backbone = build_backbone("resnet18", trainable_layers=0)
+    assert not any(p.requires_grad for p in backbone.parameters())
+
+
+@pytest.mark.parametrize("name, features", [("tiny", ["c3", "c4", "c5"]), ("tiny", []), ("resnet18", ["c4", "c5"])])
+def test_fpn_output_shape_matches_maps(name, features):
+    body = build_body(build_backbone(name), features, fpn=True, fpn_channels=32)
+    assert isinstance(body, FPN)
+    shapes = body.output_shape()
+    chosen = features or list(build_backbone(name).output_shape())
+    assert list(shapes) == [f"p{c[1:]}" for c in chosen] + ["pool"]
+    maps = body(torch.rand(2, 3, 64, 64))
+    assert list(maps) == list(shapes)
+    for key, fmap in maps.items():
+        assert fmap.shape[1] == shapes[key].channels == 32
+        assert fmap.shape[-1] == math.ceil(64 / shapes[key].stride), (key, fmap.shape, shapes[key])
+        assert torch.isfinite(fmap).all()
+    assert shapes["pool"].stride == 2 * shapes[f"p{chosen[-1][1:]}"].stride
+    sum(m.mean() for m in maps.values()).backward()
+    assert all(p.grad is not None for p in body.fpn.parameters())
+
+
+def test_select_features_without_fpn():
+    backbone = build_backbone("tiny")
+    body = build_body(backbone, [], fpn=False, fpn_channels=32)
+    assert isinstance(body, SelectFeatures)
+    assert list(body.output_shape()) == ["c5"]  # default without FPN: the last map
+    assert body.out_channels == backbone.output_shape()["c5"].channels
+    body = build_body(backbone, ["c3", "c5"], fpn=False, fpn_channels=32)
+    maps = body(torch.rand(1, 3, 64, 64))
+    assert list(maps) == ["c3", "c5"]
+    for key, fmap in maps.items():
+        assert fmap.shape[1] == body.output_shape()[key].channels
+
+
+def test_build_body_unknown_feature_is_user_error():
+    with pytest.raises(UserError, match="model.features.*c9"):
+        build_body(build_backbone("tiny"), ["c4", "c9"], fpn=True, fpn_channels=32)
+
+
+# ---- pretrained weights from a local file -------------------------------------------------------
+
+def test_pretrained_tiny_loads_exact_weights(tmp_path):
+    torch.manual_seed(5)
+    source = build_backbone("tiny")
+    path = tmp_path / "tiny.pt"
+    torch.save({"model": source.state_dict()}, path)  # wrapped form is accepted too
+    loaded = build_backbone("tiny", pretrained=str(path))
+    for key, value in source.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+def test_pretrained_torchvision_with_classifier_loads(tmp_path):
+    import torchvision
+
+    torch.manual_seed(6)
+    net = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(net.state_dict(), path)  # includes fc.*, which the backbone drops
+    backbone = build_backbone("resnet18", pretrained=str(path))
+    assert torch.equal(backbone.stages["c2"][0].weight, net.conv1.weight)
+    assert torch.equal(backbone.stages["c5"][1].conv2.weight, net.layer4[1].conv2.weight)
+
+
+def test_pretrained_missing_file_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="not found.*missing.pt"):
+        build_backbone("tiny", pretrained=str(tmp_path / "missing.pt"))
+
+
+def test_pretrained_other_network_is_user_error(tmp_path):
+    import torchvision
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(UserError, match="resnet18.pth"):
+        build_backbone("tiny", pretrained=str(path))
+
+
+def test_pretrained_fewer_blocks_is_user_error(tmp_path):
+    import torchvision
+
+    path = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)  # same names, fewer blocks
+    with pytest.raises(UserError, match="resnet34.pth.*missing"):
+        build_backbone("resnet34", pretrained=str(path))
+
+
+@pytest.mark.xfail(reason="BUG: detection/backbones/base.py:74 calls module.load_state_dict(state, strict=False) "
+                          "before the shape check; strict=False still raises RuntimeError on a size mismatch, "
+                          "so the UserError naming the weight is never reached (compare shapes first)",
+                   strict=True)
+def test_pretrained_wrong_shapes_tiny_is_user_error(tmp_path):
+    """The same mistake on a small net: a tiny backbone of another width."""
+    from detection.backbones.tiny import tiny
+
+    path = tmp_path / "tiny8.pt"
+    torch.save(tiny(width=8).state_dict(), path)
+    with pytest.raises(UserError, match="tiny8.pt.*shape"):
+        build_backbone("tiny", pretrained=str(path))
+
+
+def test_pretrained_garbage_file_is_user_error(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"this is not a torch file")
+    with pytest.raises(UserError, match="garbage.pt"):
+        build_backbone("tiny", pretrained=str(path))
