@@ -1,0 +1,166 @@
+"""Trainer: a few steps on tiny data, exact resume, NaN loss stops with a clear error, logs and checkpoints."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from datasets.synth import make_shapes
+from detection.engine.trainer import Trainer
+from detection.errors import UserError
+from detection_helpers import tiny_config
+
+# 8 images of 64 px, batch 4: two steps per epoch, no evaluation unless asked for.
+FAST = {"data.input_size": "64", "train.batch_size": "4", "model.faster_rcnn.anchor_sizes": "[8,16,32,64]",
+        "model.faster_rcnn.rpn_pre_nms_top_n_train": "200", "model.faster_rcnn.rpn_post_nms_top_n_train": "100",
+        "model.faster_rcnn.rpn_pre_nms_top_n_test": "100", "model.faster_rcnn.rpn_post_nms_top_n_test": "50",
+        "data.val.annotations": "", "train.warmup_iters": "3"}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny64")
+    make_shapes(root, 8, seed=5, image_size=64, min_size=12, max_size=32)
+    return root
+
+
+def config(out: Path, data: Path, **overrides: str):
+    return tiny_config(out, data, **{**FAST, **overrides})
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_train_few_steps_writes_everything(tmp_path, tiny_data):
+    cfg = config(tmp_path / "run", tiny_data, **{"train.epochs": "2", "data.val.annotations":
+                                                   str(tiny_data / "annotations.json")})
+    trainer = Trainer(cfg, progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    metrics = trainer.fit()
+    out = tmp_path / "run"
+    assert {"config.yaml", "metrics.jsonl", "last.pt", "best.pt"} <= {p.name for p in out.iterdir()}
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert trainer.epoch == 2 and trainer.step == 4
+    # the weights moved
+    after = trainer.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
+    # evaluation at the last epoch gives the 12 COCO numbers
+    assert len(metrics) == 12 and "bbox_mAP" in metrics
+    records = read_jsonl(out / "metrics.jsonl")  # every line is JSON
+    train = [r for r in records if r["type"] == "train"]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]  # log_every=1
+    assert all(r["loss"] == pytest.approx(sum(r[k] for k in r if k.startswith("loss_")), abs=1e-3) for r in train)
+    assert all(r["lr"] > 0 for r in train)
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert "bbox_mAP" in epochs[-1] and "bbox_mAP" not in epochs[0]  # eval_every=0: only at the end
+    # checkpoints: plain data; last.pt carries training state, best.pt does not
+    last, best = weights(out / "last.pt"), weights(out / "best.pt")
+    assert last["epoch"] == 2 and last["step"] == 4 and "optimizer" in last and "scheduler" in last
+    assert "optimizer" not in best and best["metrics"] == metrics
+    assert_same_weights(last["model"], after)
+    from detection.config import load_config
+    assert load_config(out / "config.yaml") == cfg
+
+
+def run_killed_after_first_epoch(cfg, monkeypatch) -> None:
+    """Train with `cfg` but die right after epoch 1's checkpoint is written (like a kill -9)."""
+    class Killed(Exception):
+        pass
+
+    original = Trainer.save
+
+    def save_then_die(self, metrics):
+        original(self, metrics)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "save", save_then_die)
+        with pytest.raises(Killed):
+            Trainer(cfg, progress=False).fit()
+
+
+def test_resume_after_kill_equals_straight_run(tmp_path, tiny_data, monkeypatch):
+    straight = Trainer(config(tmp_path / "a", tiny_data, **{"train.epochs": "2"}), progress=False)
+    straight.fit()
+
+    cfg_b = config(tmp_path / "b", tiny_data, **{"train.epochs": "2"})
+    run_killed_after_first_epoch(cfg_b, monkeypatch)
+    assert weights(tmp_path / "b" / "last.pt")["epoch"] == 1
+    resumed = Trainer(cfg_b, resume=True, progress=False)
+    assert resumed.epoch == 1 and resumed.step == 2
+    resumed.fit()
+
+    a, b = weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "b" / "last.pt")
+    assert a["step"] == b["step"] == 4 and a["epoch"] == b["epoch"] == 2
+    assert_same_weights(a["model"], b["model"])
+    lr_a = [r["lr"] for r in read_jsonl(tmp_path / "a" / "metrics.jsonl") if r["type"] == "train"]
+    lr_b = [r["lr"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl") if r["type"] == "train"]
+    assert lr_b == pytest.approx(lr_a)  # the schedule continued where it stopped
+
+
+def test_resume_extending_epochs_equals_straight_run(tmp_path, tiny_data):
+    """1 epoch, then resume with train.epochs=2: same as 2 epochs straight when the schedule does not
+    depend on the planned length (step schedule with no milestone reached; warmup only)."""
+    flat = {"train.scheduler": "step", "train.milestones": "[10.0]"}
+    Trainer(config(tmp_path / "a", tiny_data, **{"train.epochs": "2", **flat}), progress=False).fit()
+    Trainer(config(tmp_path / "b", tiny_data, **{"train.epochs": "1", **flat}), progress=False).fit()
+    resumed = Trainer(config(tmp_path / "b", tiny_data, **{"train.epochs": "2", **flat}), resume=True,
+                      progress=False)
+    assert resumed.epochs == 2
+    resumed.fit()
+    a, b = weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "b" / "last.pt")
+    assert a["step"] == b["step"] == 4
+    assert_same_weights(a["model"], b["model"])
+
+
+def test_resume_without_last_checkpoint_is_user_error(tmp_path, tiny_data):
+    with pytest.raises(UserError, match="last.pt"):
+        Trainer(config(tmp_path / "none", tiny_data), resume=True, progress=False)
+
+
+def test_nan_loss_stops_with_user_error(tmp_path, tiny_data):
+    trainer = Trainer(config(tmp_path / "nan", tiny_data, **{"train.epochs": "2"}), progress=False)
+
+    def nan_forward(images, targets=None):
+        zero = sum(p.sum() for p in trainer.model.parameters()) * 0
+        return {"loss_classifier": zero + float("nan"), "loss_box_reg": zero + 1.0}
+
+    trainer.model.forward = nan_forward
+    with pytest.raises(UserError) as info:
+        trainer.fit()
+    message = str(info.value)
+    assert "loss" in message and "nan" in message.lower() and "loss_classifier" in message
+    assert "\n" not in message
+    assert not (tmp_path / "nan" / "last.pt").exists()  # nothing saved from a broken step
+
+
+def test_huge_learning_rate_stops_with_user_error(tmp_path, tiny_data):
+    """A real divergence, not a patched one: lr=1e6 without gradient clipping."""
+    cfg = config(tmp_path / "lr", tiny_data, **{"train.epochs": "3", "train.lr": "1000000.0",
+                                                "train.clip_grad_norm": "0", "train.warmup_iters": "0"})
+    with pytest.raises(UserError, match="loss"):
+        Trainer(cfg, progress=False).fit()
+
+
+def test_time_budget_stops_early_but_evaluates_and_saves(tmp_path, tiny_data):
+    cfg = config(tmp_path / "t", tiny_data, **{"train.epochs": "50", "train.max_minutes": "0.00001",
+                                               "data.val.annotations": str(tiny_data / "annotations.json")})
+    trainer = Trainer(cfg, progress=False)
+    metrics = trainer.fit()
+    assert trainer.epoch == 1 and trainer.epochs == 1
+    assert "bbox_mAP" in metrics
+    assert (tmp_path / "t" / "best.pt").exists() and weights(tmp_path / "t" / "last.pt")["epoch"] == 1
