@@ -23,10 +23,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--replicas", type=int, default=1, help="replicas per model")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--torch-threads", type=int, default=0,
+                   help="torch threads per replica (default: Ray's, one per replica CPU; more can thrash a busy box)")
     p.add_argument("--max-batch-size", type=int, default=8)
     p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
     p.add_argument("--max-image-mb", type=float, default=20.0, help="largest accepted image body")
     p.add_argument("--max-megapixels", type=float, default=40.0, help="largest accepted image (width*height)")
+    p.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     p.add_argument("--api-key-env", default="DETECT_API_KEY",
                    help="environment variable holding the API key; when set, /v1/ needs 'Bearer <key>'")
     return p.parse_args(argv)
@@ -44,9 +47,11 @@ def options_from_args(args: argparse.Namespace) -> dict:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be within 1..65535, got {args.port}")
     return {"checkpoints": checkpoints, "replicas": args.replicas, "device": args.device,
+            "torch_threads": args.torch_threads,
             "max_batch_size": args.max_batch_size, "batch_wait_timeout_s": args.batch_wait_ms / 1000,
             "max_image_bytes": int(args.max_image_mb * 1024 * 1024),
-            "max_pixels": int(args.max_megapixels * 1_000_000), "api_key_env": args.api_key_env}
+            "max_pixels": int(args.max_megapixels * 1_000_000), "api_key_env": args.api_key_env,
+            "access_log": args.access_log}
 
 
 def _interrupt(*_) -> None:

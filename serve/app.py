@@ -248,9 +248,10 @@ class DetectIngress:
                             status_code=200 if ready else 503)
 
     @staticmethod
-    async def model_state(handle: DeploymentHandle) -> str:
+    async def model_state(handle: DeploymentHandle, timeout: float = 3.0) -> str:
+        """'ready' when a replica answers with its model loaded, 'loading' on a timeout, else 'unavailable'."""
         try:
-            return "ready" if await asyncio.wait_for(handle.ready.remote(), timeout=3.0) else "loading"
+            return "ready" if await asyncio.wait_for(handle.ready.remote(), timeout=timeout) else "loading"
         except asyncio.TimeoutError:
             return "loading"
         except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the Serve logs
@@ -267,5 +268,6 @@ def build_app(args: dict) -> serve.Application:
                                        max_batch_size=opts.max_batch_size,
                                        batch_wait_timeout_s=opts.batch_wait_timeout_s, predictor=opts.predictor)
     limits = {"max_bytes": opts.max_image_bytes, "max_pixels": opts.max_pixels, "min_side": opts.min_side}
-    return DetectIngress.bind(models, opts.default_model, limits, max_batch_images=opts.max_batch_images,
-                              max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env)
+    ingress = DetectIngress.options(logging_config=opts.logging_config())
+    return ingress.bind(models, opts.default_model, limits, max_batch_images=opts.max_batch_images,
+                        max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env)

@@ -53,23 +53,16 @@ def start_ray(opts: ServiceOptions, quiet: bool) -> None:
         signal.signal(signal.SIGTERM, on_term)  # Ray's own SIGTERM handler would abort the process
 
 
-def local_threads(opts: ServiceOptions) -> int:
-    """Torch threads per model replica on one machine: the cores shared among all replicas."""
-    return max(1, (os.cpu_count() or 1) // (len(opts.checkpoints) * (opts.replicas or 1)))
-
-
 def start(options: dict, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> str:
     """Start Serve with the detection app on host:port and wait until it runs; returns the base URL."""
     opts = ServiceOptions.from_dict(options)  # a bad option or checkpoint stops here, before Ray starts
     check_port(host, port)
-    if not opts.torch_threads and not os.environ.get("RAY_ADDRESS"):
-        options = {**options, "torch_threads": local_threads(opts)}
     start_ray(opts, quiet)
     from ray import serve
 
     from serve.app import build_app
 
-    serve.start(http_options={"host": host, "port": port})
+    serve.start(http_options={"host": host, "port": port}, logging_config=opts.logging_config())
     try:
         serve.run(build_app(options), name=APP_NAME, route_prefix="/")
     except Exception as exc:  # a replica that cannot load its checkpoint fails the deployment

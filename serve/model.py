@@ -11,9 +11,10 @@ import os
 from typing import Any
 
 import numpy as np
+import torch
 from ray import serve
 
-DEFAULT_PREDICTOR = "detection.predictor:Predictor"
+from serve.options import DEFAULT_PREDICTOR
 
 
 def load_class(path: str) -> Any:
@@ -42,8 +43,6 @@ class ModelServer:
                  max_batch_size: int = 8, batch_wait_timeout_s: float = 0.01,
                  predictor: str = DEFAULT_PREDICTOR) -> None:
         if torch_threads > 0:
-            import torch
-
             torch.set_num_threads(torch_threads)
         self.name = name
         self.predictor = load_class(predictor).from_checkpoint(checkpoint, device=device)
@@ -87,7 +86,8 @@ class ModelServer:
         return {"name": self.name, "version": str(p.version),
                 "categories": [{"id": int(c["id"]), "name": str(c["name"])} for c in p.categories],
                 "input_size": int(p.input_size), "metrics": dict(p.metrics or {}), "device": str(p.device),
-                "max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s}
+                "max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s,
+                "torch_threads": torch.get_num_threads()}
 
     def ready(self) -> bool:
         """True once the constructor has loaded the model (Serve routes nothing here before)."""

@@ -62,6 +62,7 @@ class ModelInfo(BaseModel):
     device: str
     max_batch_size: int
     batch_wait_timeout_s: float
+    torch_threads: int
 
 
 class ModelsResponse(BaseModel):

@@ -146,3 +146,30 @@ def test_serve_config_file_is_valid_and_builds(tiny_checkpoint):
     model_cfg = next(d for d in app_config["deployments"] if d["name"].startswith("model-"))
     assert model_cfg["autoscaling_config"]["max_replicas"] >= model_cfg["autoscaling_config"]["min_replicas"]
     build_app(args)
+
+
+def test_health_state_of_a_model_handle():
+    import asyncio
+
+    from serve.app import DetectIngress
+
+    class Handle:
+        def __init__(self, answer):
+            self.ready = self
+            self.answer = answer
+
+        def remote(self):
+            return self.answer()
+
+    async def loaded():
+        return True
+
+    async def slow():
+        await asyncio.sleep(5)
+
+    async def broken():
+        raise RuntimeError("replica died")
+
+    state = DetectIngress.func_or_class.model_state
+    results = [asyncio.run(state(Handle(answer), timeout=0.2)) for answer in (loaded, slow, broken)]
+    assert results == ["ready", "loading", "unavailable"]
