@@ -124,6 +124,11 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         raise UserError(f"config key {key!r}: expected true or false, got {value!r}")
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind is str and isinstance(value, str):
@@ -136,7 +141,7 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
 def _build(cls: type, data: Any, prefix: str) -> Any:
     """Build dataclass `cls` from a mapping; unknown keys are errors naming the full key."""
     if not isinstance(data, dict):
-        raise UserError(f"config key {prefix or '<root>'!r}: expected a mapping, got {data!r}")
+        raise UserError(f"config key {prefix.rstrip('.') or '<root>'!r}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}

@@ -23,6 +23,10 @@ def cli_main(func: Callable[..., int | None]) -> Callable[..., int]:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except SystemExit as exc:  # argparse usage errors exit 2; a user mistake here exits 1
+            if exc.code == 2:
+                return 1
+            raise
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130

@@ -71,15 +71,15 @@ def load_pretrained(module: nn.Module, path: str, optional: tuple[str, ...] = ()
             state = state[key]
     if not isinstance(state, dict):
         raise UserError(f"{file}: expected a state_dict, got {type(state).__name__}")
-    result = module.load_state_dict(state, strict=False)
     own = module.state_dict()
     matched = [k for k in state if k in own]
     if not matched:
         raise UserError(f"{file}: no weight names match this backbone (mismatched file?)")
     for key in matched:
-        if state[key].shape != own[key].shape:
-            raise UserError(f"{file}: weight {key!r} has shape {tuple(state[key].shape)}, "
-                            f"backbone expects {tuple(own[key].shape)}")
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != own[key].shape:
+            shape = tuple(getattr(state[key], "shape", ()))
+            raise UserError(f"{file}: weight {key!r} has shape {shape}, backbone expects {tuple(own[key].shape)}")
+    result = module.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(optional)]
     if missing:
         raise UserError(f"{file}: missing {len(missing)} backbone weights, e.g. {missing[0]!r}")
