@@ -221,7 +221,10 @@ def test_a_dead_replica_is_replaced_and_requests_succeed_again(service, image_by
     """Runs last: kills model a's only replica; Serve starts a new one; b keeps serving meanwhile."""
     handle = serve.get_deployment_handle("model-a", app_name="detect")
     before = handle.stats.remote().result(timeout_s=30)
-    ray.kill(ray.get_actor(before["replica"], namespace="serve"), no_restart=True)
+    replica = ray.get_actor(before["replica"], namespace="serve")
+    ray.kill(replica, no_restart=True)
+    with pytest.raises(ray.exceptions.RayActorError):  # dead now: every 200 below comes from a new replica
+        ray.get(replica.__ray_ready__.remote(), timeout=30)
     statuses, deadline = [], time.monotonic() + 120
     while time.monotonic() < deadline:
         response = post(service, image_bytes)
