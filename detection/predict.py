@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"source not found: {source}")
     if not 0 <= args.score_threshold <= 1:
         raise UserError(f"--score-threshold must be in 0..1, got {args.score_threshold}")
+    if args.batch_size < 1 or args.max_detections < 1:
+        raise UserError("--batch-size and --max-detections must be at least 1")
     from detection.predictor import Predictor
     from detection.utils.io import write_json
 
