@@ -217,14 +217,27 @@ def test_api_key_switch(service, image_bytes):
     assert post(service, image_bytes).status_code == 200  # the app without a key stays open
 
 
+def wait_until_dead(actor, timeout: float = 30.0) -> None:
+    """Return once calls to `actor` fail because it died (ray.kill takes effect asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        except ray.exceptions.GetTimeoutError:
+            pass
+        assert time.monotonic() < deadline, "the killed replica still answers"
+        time.sleep(0.1)
+
+
 def test_a_dead_replica_is_replaced_and_requests_succeed_again(service, image_bytes):
     """Runs last: kills model a's only replica; Serve starts a new one; b keeps serving meanwhile."""
     handle = serve.get_deployment_handle("model-a", app_name="detect")
     before = handle.stats.remote().result(timeout_s=30)
     replica = ray.get_actor(before["replica"], namespace="serve")
     ray.kill(replica, no_restart=True)
-    with pytest.raises(ray.exceptions.RayActorError):  # dead now: every 200 below comes from a new replica
-        ray.get(replica.__ray_ready__.remote(), timeout=30)
+    wait_until_dead(replica)  # so every 200 below comes from a new replica
     statuses, deadline = [], time.monotonic() + 120
     while time.monotonic() < deadline:
         response = post(service, image_bytes)
