@@ -39,10 +39,7 @@ def start_ray(opts: ServiceOptions, quiet: bool) -> None:
 
     if ray.is_initialized():
         return
-    level = logging.WARNING if quiet else logging.INFO
-    if quiet:
-        logging.getLogger("ray").setLevel(logging.WARNING)
-        logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    level = logging.ERROR if quiet else logging.INFO
     kwargs: dict = {"logging_level": level, "log_to_driver": not quiet}
     if not os.environ.get("RAY_ADDRESS"):
         needed = len(opts.checkpoints) * (opts.replicas or 1) * opts.num_cpus + 1
@@ -62,7 +59,12 @@ def start(options: dict, host: str = "127.0.0.1", port: int = 8000, quiet: bool 
 
     from serve.app import build_app
 
-    serve.start(http_options={"host": host, "port": port}, logging_config=opts.logging_config())
+    logging_config = {**opts.logging_config(), **({"log_level": "WARNING"} if quiet else {})}
+    if quiet:
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    serve.start(http_options={"host": host, "port": port}, logging_config=logging_config)
+    if quiet:  # Serve configures its driver logger while starting
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
     try:
         serve.run(build_app(options), name=APP_NAME, route_prefix="/")
     except Exception as exc:  # a replica that cannot load its checkpoint fails the deployment
@@ -95,16 +97,13 @@ def served_models(options: dict) -> list[str]:
 
 
 def stop() -> None:
-    """Shut down the app and Serve, and Ray when this process started it."""
+    """Delete the app (its replicas drain gracefully), then disconnect; a local Ray stops with it."""
     import ray
     from ray import serve
 
     if not ray.is_initialized():
         return
     try:
-        if os.environ.get("RAY_ADDRESS"):
-            serve.delete(APP_NAME)
-        else:
-            serve.shutdown()
+        serve.delete(APP_NAME)  # serve.shutdown() would add a noisy 'graceful_shutdown failed' line
     finally:
         ray.shutdown()
