@@ -165,12 +165,8 @@ def test_pretrained_fewer_blocks_is_user_error(tmp_path):
         build_backbone("resnet34", pretrained=str(path))
 
 
-@pytest.mark.xfail(reason="BUG: detection/backbones/base.py:74 calls module.load_state_dict(state, strict=False) "
-                          "before the shape check; strict=False still raises RuntimeError on a size mismatch, "
-                          "so the UserError naming the weight is never reached (compare shapes first)",
-                   strict=True)
 def test_pretrained_wrong_shapes_tiny_is_user_error(tmp_path):
-    """The same mistake on a small net: a tiny backbone of another width."""
+    """Same names, other shapes (a tiny backbone of another width): a UserError naming file and shape."""
     from detection.backbones.tiny import tiny
 
     path = tmp_path / "tiny8.pt"

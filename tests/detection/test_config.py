@@ -115,19 +115,12 @@ def test_bad_value_error_names_the_key(override, key):
     assert repr(key) in str(info.value)
 
 
-@pytest.mark.xfail(reason="BUG: detection/config.py:139 names the section with its trailing dot "
-                          "(\"config key 'model.'\"): _build's prefix is 'model.'; use prefix.rstrip('.')",
-                   strict=True)
 def test_section_given_a_scalar_names_the_section():
     with pytest.raises(UserError) as info:
         load_config(DEMO, ["model=resnet"])
     assert "'model'" in str(info.value)
 
 
-@pytest.mark.xfail(reason="BUG: detection/config.py:116-133 (_coerce) rejects 'train.lr=1e-4' and 'lr: 1e-4' in a "
-                          "YAML file: PyYAML (YAML 1.1) reads 1e-4 as the string '1e-4', and _coerce accepts only "
-                          "int/float for float fields; accept a str that float() parses for float fields",
-                   strict=True)
 @pytest.mark.parametrize("text", ["1e-4", "5e-3", "1E6"])
 def test_exponent_notation_floats(tmp_path, text):
     assert load_config(DEMO, [f"train.lr={text}"]).train.lr == float(text)
