@@ -65,8 +65,8 @@ def test_labels_map_category_ids_contiguously(rects):
     assert len(ds) == 6
 
 
-def test_eval_transform_letterbox_maps_back_within_one_pixel(rects):
-    size = 64
+@pytest.mark.parametrize("size", [64, 160], ids=["shrink", "enlarge"])
+def test_eval_transform_letterbox_maps_back_within_one_pixel(rects, size):
     ds = CocoDetection(rects / "annotations.json", rects / "images", build_transform(size, train=False))
     checked = 0
     for index in range(len(ds)):
