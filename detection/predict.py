@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -44,6 +45,11 @@ def list_images(source: Path) -> list[Path]:
     raise UserError(f"{source}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}), video or folder")
 
 
+def relative_name(file: Path, source: Path) -> str:
+    """The image's name as results and drawn copies carry it: its path below a --source folder."""
+    return file.relative_to(source).as_posix() if source.is_dir() else file.name
+
+
 def image_ids(files: list[Path], source: Path, annotations: str | None) -> list[int]:
     """Ids from --annotations (matched by file_name, else by base name), else 1..N in file order."""
     if not annotations:
@@ -55,30 +61,45 @@ def image_ids(files: list[Path], source: Path, annotations: str | None) -> list[
     by_base = {Path(im["file_name"]).name: im["id"] for im in images}
     ids = []
     for file in files:
-        rel = file.relative_to(source).as_posix() if source.is_dir() else file.name
-        found = by_name.get(rel, by_base.get(file.name))
+        found = by_name.get(relative_name(file, source), by_base.get(file.name))
         if found is None:
             raise UserError(f"{file}: no image with this file_name in {annotations}")
         ids.append(found)
     return ids
 
 
-def predict_images(predictor, files: list[Path], ids: list[int], args: argparse.Namespace) -> list[dict]:
+def predict_images(predictor, files: list[Path], ids: list[int], source: Path,
+                   args: argparse.Namespace) -> list[dict]:
+    """Results for every image; drawn copies (OUT/<relative name>.jpg) appear only if all images succeed."""
     from detection.data import read_image
-    from detection.utils.draw import draw_detections
-    from detection.utils.io import write_bytes
 
     results = []
-    for start in range(0, len(files), args.batch_size):
-        chunk = files[start:start + args.batch_size]
-        images = [read_image(f) for f in chunk]
-        answers = predictor.predict(images, args.score_threshold, args.max_detections)
-        for file, image_id, image, dets in zip(chunk, ids[start:], images, answers):
-            results += [{"image_id": image_id, "file_name": file.name, **d} for d in dets]
-            if not args.no_draw:
-                drawn = draw_detections(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), dets)
-                write_bytes(Path(args.out) / f"{file.stem}.jpg", cv2.imencode(".jpg", drawn)[1].tobytes())
+    staging = Path(tempfile.mkdtemp(prefix=".predict-", dir=args.out))
+    try:
+        for start in range(0, len(files), args.batch_size):
+            chunk = files[start:start + args.batch_size]
+            images = [read_image(f) for f in chunk]
+            answers = predictor.predict(images, args.score_threshold, args.max_detections)
+            for file, image_id, image, dets in zip(chunk, ids[start:], images, answers):
+                name = relative_name(file, source)
+                results += [{"image_id": image_id, "file_name": name, **d} for d in dets]
+                if not args.no_draw:
+                    save_drawing(image, dets, staging / Path(name).with_suffix(".jpg"))
+        for drawn in sorted(staging.rglob("*.jpg")):
+            target = Path(args.out) / drawn.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(drawn, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return results
+
+
+def save_drawing(image, detections: list[dict], path: Path) -> None:
+    from detection.utils.draw import draw_detections
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    drawn = draw_detections(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), detections)
+    path.write_bytes(cv2.imencode(".jpg", drawn)[1].tobytes())
 
 
 def predict_video(predictor, video: Path, args: argparse.Namespace) -> list[dict]:
@@ -136,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         results = predict_video(predictor, source, args)
     else:
         files = list_images(source)
-        results = predict_images(predictor, files, image_ids(files, source, args.annotations), args)
+        results = predict_images(predictor, files, image_ids(files, source, args.annotations), source, args)
     write_json(Path(args.out) / "predictions.json", results)
     print(f"{len(results)} detections -> {Path(args.out) / 'predictions.json'}")
     return 0

@@ -13,12 +13,18 @@ from detection.errors import cli_main
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m detection.train", description=__doc__.splitlines()[0],
+                                     usage="%(prog)s CONFIG [key.sub=value ...] [--resume] [--no-progress]",
+                                     epilog="overrides: key.sub=value, e.g. train.epochs=3 model.fpn=false")
     parser.add_argument("config", help="YAML config file, e.g. configs/demo.yaml")
-    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.epochs=3")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_intermixed_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    unknown = [item for item in rest if item.startswith("-") or "=" not in item]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (overrides look like key.sub=value)")
+    args.overrides = rest
+    return args
 
 
 @cli_main

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from detection.errors import UserError
+from detection.utils.io import read_torch_file
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,7 @@ def load_pretrained(module: nn.Module, path: str, optional: tuple[str, ...] = ()
     Parameters whose names start with one of `optional` (a classifier the backbone drops) may be absent.
     """
     file = Path(path)
-    if not file.is_file():
-        raise UserError(f"pretrained weights not found: {file}")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem
-        raise UserError(f"{file}: not a readable weights file ({type(exc).__name__}: {exc})") from None
+    state = read_torch_file(file, "pretrained weights file")
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

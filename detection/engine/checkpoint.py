@@ -13,6 +13,7 @@ import torch
 
 from detection.config import Config, config_from_dict
 from detection.errors import UserError
+from detection.utils.io import read_torch_file
 
 FORMAT = "detpipe-checkpoint"
 FORMAT_VERSION = 1
@@ -34,14 +35,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint with weights_only=True; UserError when missing, corrupt or not ours."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable checkpoint ({first})") from None
+    state = read_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a detpipe checkpoint (no 'format: {FORMAT}' tag)")
     if state.get("format_version", 0) > FORMAT_VERSION:

@@ -36,6 +36,25 @@ def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) ->
         json.dump(data, handle, indent=indent)
 
 
+def read_torch_file(path: str | os.PathLike, what: str) -> Any:
+    """torch.load(weights_only=True) on CPU; UserError naming the file when missing or unreadable.
+
+    `what` names the kind of file in messages ("checkpoint", "weights file").
+    """
+    import torch  # late: this module stays importable without torch
+
+    from detection.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable {what} ({first})") from None
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write raw bytes to `path` atomically."""
     with atomic_open(path, "wb") as handle:

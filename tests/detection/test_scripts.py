@@ -311,11 +311,6 @@ def test_train_cli_cuda_without_gpu(tmp_path, capsys):
     assert_one_error_line(capsys, "cuda")
 
 
-@pytest.mark.xfail(reason="BUG: detection/predict.py:72-80 predict_images writes each chunk's drawn copies before reading "
-                          "the next chunk, so an unreadable image later in the folder ends the run with exit 1 but "
-                          "leaves the earlier drawn .jpg files (no predictions.json); read (or check) every image "
-                          "before writing anything, or draw into a temporary folder renamed on success",
-                   strict=True)
 def test_predict_folder_with_a_later_unreadable_image_leaves_nothing(tmp_path, capsys, tiny_checkpoint,
                                                                      shapes_image):
     source = tmp_path / "src"
@@ -331,11 +326,6 @@ def test_predict_folder_with_a_later_unreadable_image_leaves_nothing(tmp_path, c
     assert not files_under(out), files_under(out)
 
 
-@pytest.mark.xfail(reason="BUG: detection/predict.py:77-80 names outputs by the bare file name: two images with the same "
-                          "name in different subfolders of --source (which is searched with rglob) both draw to "
-                          "OUT/<stem>.jpg, the second overwriting the first, and both results say file_name 'x.png'; "
-                          "use the path relative to --source (as image_ids() already does) for file_name and the "
-                          "drawn copy (OUT/s1/x.jpg)", strict=True)
 def test_predict_same_name_in_subfolders_keeps_both(tmp_path, tiny_checkpoint, shapes_dir):
     first, second = sorted((shapes_dir / "images").iterdir())[:2]
     source = tmp_path / "src"
