@@ -10,23 +10,9 @@ import pytest
 import torch
 
 from datasets.synth import make_shapes
-from detection.config import load_config
-
-ROOT = Path(__file__).resolve().parents[1]
+from tiny_run import tiny_config
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-
-
-def tiny_config(tmp: Path, data: Path, **overrides: str):
-    """configs/demo.yaml pointed at `data`, writing into `tmp`, with short training."""
-    items = {
-        "output_dir": str(tmp), "train.epochs": "1", "train.eval_every": "0", "train.max_minutes": "0",
-        "train.warmup_iters": "5", "train.log_every": "1",
-        "data.train.annotations": str(data / "annotations.json"), "data.train.images": str(data / "images"),
-        "data.val.annotations": str(data / "annotations.json"), "data.val.images": str(data / "images"),
-    }
-    items.update(overrides)
-    return load_config(ROOT / "configs" / "demo.yaml", [f"{k}={v}" for k, v in items.items()])
 
 
 @pytest.fixture(scope="session")

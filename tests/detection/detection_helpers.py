@@ -5,27 +5,7 @@ so `from conftest import ...` would depend on collection order.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from detection.config import Config, load_config
-
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "configs" / "demo.yaml"
-
-
-def tiny_config(tmp: Path, data: Path, **overrides: str) -> Config:
-    """configs/demo.yaml pointed at `data` (annotations.json + images/), writing into `tmp`, 1 epoch.
-
-    Same defaults as tests/conftest.py's tiny_config.
-    """
-    items = {
-        "output_dir": str(tmp), "train.epochs": "1", "train.eval_every": "0", "train.max_minutes": "0",
-        "train.warmup_iters": "5", "train.log_every": "1",
-        "data.train.annotations": str(data / "annotations.json"), "data.train.images": str(data / "images"),
-        "data.val.annotations": str(data / "annotations.json"), "data.val.images": str(data / "images"),
-    }
-    items.update(overrides)
-    return load_config(DEMO, [f"{k}={v}" for k, v in items.items()])
+from tiny_run import DEMO, ROOT, tiny_config  # noqa: F401  (re-exported for the tests here)
 
 
 def overrides_list(cfg_items: dict[str, str]) -> list[str]:

@@ -7,7 +7,7 @@ import yaml
 
 from detection.config import Config, config_from_dict, load_config, parse_overrides, save_config
 from detection.errors import UserError
-from detection_helpers import DEMO, ROOT
+from tiny_run import DEMO, ROOT
 
 
 def test_yaml_round_trip_equals(tmp_path):

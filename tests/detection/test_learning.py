@@ -15,7 +15,7 @@ from pathlib import Path
 
 from datasets.synth import make_shapes
 from detection.engine.trainer import Trainer
-from detection_helpers import tiny_config
+from tiny_run import tiny_config
 
 BAR = 0.15
 SEED = int(os.environ.get("DETECTION_LEARNING_SEED", "0"))  # to re-measure with other seeds

@@ -18,7 +18,7 @@ from detection.engine.checkpoint import save_checkpoint
 from detection.eval import main as eval_main
 from detection.predict import main as predict_main
 from detection.train import main as train_main
-from detection_helpers import DEMO
+from tiny_run import DEMO
 
 METRIC_KEYS = {"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_small", "bbox_mAP_medium", "bbox_mAP_large"}
 

@@ -10,7 +10,7 @@ import torch
 from datasets.synth import make_shapes
 from detection.engine.trainer import Trainer
 from detection.errors import UserError
-from detection_helpers import tiny_config
+from tiny_run import tiny_config
 
 # 8 images of 64 px, batch 4: two steps per epoch, no evaluation unless asked for.
 FAST = {"data.input_size": "64", "train.batch_size": "4", "model.faster_rcnn.anchor_sizes": "[8,16,32,64]",
