@@ -1,0 +1,124 @@
+"""COCO detection dataset on pycocotools: checked on load, images read with OpenCV, boxes as xyxy tensors.
+
+Category ids (COCO, from 1) map to contiguous labels 1..K; label 0 is background.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from torch.utils.data import Dataset
+
+from detection.data.transforms import letterbox_scale
+from detection.errors import UserError
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 [H, W, 3]; UserError naming the file when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _check_fields(data: dict, path: Path) -> None:
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise UserError(f"{path}: field {key!r} missing or not a list")
+    cat_ids = {c.get("id") for c in data["categories"]}
+    image_ids = {im.get("id") for im in data["images"]}
+    for im in data["images"]:
+        if not {"id", "file_name"} <= im.keys():
+            raise UserError(f"{path}: image {im.get('id')!r} lacks 'id' or 'file_name'")
+    for ann in data["annotations"]:
+        where = f"{path}: annotation {ann.get('id')!r}"
+        box = ann.get("bbox")
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+            raise UserError(f"{where}: field 'bbox' must be 4 numbers [x, y, w, h], got {box!r}")
+        if ann.get("category_id") not in cat_ids:
+            raise UserError(f"{where}: category_id {ann.get('category_id')!r} not in categories")
+        if ann.get("image_id") not in image_ids:
+            raise UserError(f"{where}: image_id {ann.get('image_id')!r} not in images")
+
+
+def load_coco(path: str | Path) -> COCO:
+    """Load and check a COCO annotations file; UserError naming the file and field on defects."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"annotations file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object with images, annotations, categories")
+    _check_fields(data, path)
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+class CocoDetection(Dataset):
+    """Items: (image [3, S, S] float 0..1, target) with target boxes [K, 4] xyxy in the letterboxed frame,
+    labels [K] int64 in 1..K_classes, image_id, orig_size (h, w) and scale (letterbox factor).
+    Crowd annotations are left out of training targets (COCOeval still reads them from the file)."""
+
+    def __init__(self, annotations: str | Path, images: str | Path, transform) -> None:
+        self.coco = load_coco(annotations)
+        self.images_dir = Path(images)
+        if not self.images_dir.is_dir():
+            raise UserError(f"images folder not found: {self.images_dir}")
+        self.ids = sorted(self.coco.imgs)
+        self.categories = [{"id": c["id"], "name": c["name"]} for c in
+                           sorted(self.coco.dataset["categories"], key=lambda c: c["id"])]
+        self.cat_to_label = {c["id"]: i + 1 for i, c in enumerate(self.categories)}
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def raw_target(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes [K, 4] xyxy (original pixels) and labels [K] of the non-crowd objects of an image."""
+        anns = [a for a in self.coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]
+        boxes = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        labels = np.array([self.cat_to_label[a["category_id"]] for a in anns], dtype=np.int64)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        return boxes[keep], labels[keep]
+
+    def __getitem__(self, index: int):
+        image_id = self.ids[index]
+        info = self.coco.imgs[image_id]
+        image = read_image(self.images_dir / info["file_name"])
+        height, width = image.shape[:2]
+        boxes, labels = self.raw_target(image_id)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        out = self.transform(image=image, bboxes=boxes, labels=labels)
+        size = out["image"].shape[0]
+        tensor = torch.from_numpy(np.ascontiguousarray(out["image"])).permute(2, 0, 1).float().div_(255)
+        target = {
+            "boxes": torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)),
+            "labels": torch.as_tensor(np.asarray(out["labels"], dtype=np.int64).reshape(-1)),
+            "image_id": image_id,
+            "orig_size": (height, width),
+            "scale": letterbox_scale(height, width, size),
+        }
+        return tensor, target
+
+
+def collate(batch: list) -> tuple[torch.Tensor, list[dict]]:
+    """Stack same-size images into [N, 3, S, S]; keep targets as a list."""
+    images, targets = zip(*batch)
+    return torch.stack(images), list(targets)
