@@ -36,7 +36,7 @@ demo: $(STAMP)
 	@cat $(RUN)/eval.json
 
 test: $(STAMP)
-	$(PY) -m pytest tests -q -p no:cacheprovider --timeout 600
+	$(PY) -m pytest tests -p no:cacheprovider --timeout 600
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train_demo.py
