@@ -126,7 +126,7 @@ def predict_video(predictor, video: Path, args: argparse.Namespace) -> list[dict
                 if writer is None:
                     size = (frame.shape[1], frame.shape[0])
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-                writer.write(draw_detections(frame, dets))
+                writer.write(draw_detections(frame, dets, enlarge=False))
     finally:
         capture.release()
         if writer is not None:
