@@ -162,7 +162,7 @@ def test_predict_cli_folder_with_annotations(tmp_path, capsys, tiny_checkpoint, 
         assert len(r["bbox"]) == 4 and 0 <= r["score"] <= 1 and r["category_id"] in gt.getCatIds()
     drawn = sorted(p.name for p in out.glob("*.jpg"))
     assert drawn == sorted(Path(n).stem + ".jpg" for n in by_name)
-    assert cv2.imread(str(out / drawn[0])).shape == (128, 128, 3)
+    assert cv2.imread(str(out / drawn[0])).shape == (512, 512, 3)  # 128 px images are drawn 4x enlarged
 
 
 def test_predict_cli_single_image_threshold(tmp_path, tiny_checkpoint, shapes_image):
