@@ -51,8 +51,17 @@ def read_torch_file(path: str | os.PathLike, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable {what} ({first})") from None
+        reason = unpickler_reason(str(exc)) or type(exc).__name__
+        raise UserError(f"{path}: not a readable {what} ({reason})") from None
+
+
+def unpickler_reason(message: str) -> str:
+    """The useful part of torch.load's error: the unpickler's own line, not its advice to load unsafely."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.endswith("WeightsUnpickler error:") and i + 1 < len(lines):
+            return f"not plain tensor data: {lines[i + 1]}"
+    return lines[0] if lines and "weights_only" not in lines[0] else ""
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
