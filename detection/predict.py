@@ -14,9 +14,10 @@ from pathlib import Path
 
 import cv2
 
+from datasets.images import IMAGE_SUFFIXES, write_image
+from datasets.images import list_images as images_under
 from detection.errors import UserError, cli_main
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
@@ -36,13 +37,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def list_images(source: Path) -> list[Path]:
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = [source / rel for rel in images_under(source)]
         if not files:
-            raise UserError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+            raise UserError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         return files
     if source.suffix.lower() in IMAGE_SUFFIXES:
         return [source]
-    raise UserError(f"{source}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}), video or folder")
+    raise UserError(f"{source}: not an image ({', '.join(IMAGE_SUFFIXES)}), video or folder")
 
 
 def relative_name(file: Path, source: Path) -> str:
@@ -97,9 +98,7 @@ def predict_images(predictor, files: list[Path], ids: list[int], source: Path,
 def save_drawing(image, detections: list[dict], path: Path) -> None:
     from detection.utils.draw import draw_detections
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    drawn = draw_detections(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), detections)
-    path.write_bytes(cv2.imencode(".jpg", drawn)[1].tobytes())
+    write_image(path, draw_detections(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), detections))
 
 
 def predict_video(predictor, video: Path, args: argparse.Namespace) -> list[dict]:
@@ -134,7 +133,10 @@ def predict_video(predictor, video: Path, args: argparse.Namespace) -> list[dict
     if frame_id == 0:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{video}: no frames could be read")
-    os.replace(tmp, final) if writer is not None else tmp.unlink(missing_ok=True)
+    if writer is None:  # --no-draw: nothing was written into the temporary file
+        tmp.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, final)
     return results
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 
 import cv2
@@ -15,25 +14,19 @@ import torch
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
+from datasets.coco import load_coco as read_coco_json
+from datasets.images import read_image as read_bgr
 from detection.data.transforms import letterbox_scale
 from detection.errors import UserError
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8 [H, W, 3]; UserError naming the file when unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"{path}: not a readable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB)
 
 
 def _check_fields(data: dict, path: Path) -> None:
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise UserError(f"{path}: field {key!r} missing or not a list")
+    """What training needs beyond datasets.coco.load_coco's checks: ids that resolve, 4-number boxes."""
     cat_ids = {c.get("id") for c in data["categories"]}
     image_ids = {im.get("id") for im in data["images"]}
     for im in data["images"]:
@@ -53,14 +46,7 @@ def _check_fields(data: dict, path: Path) -> None:
 def load_coco(path: str | Path) -> COCO:
     """Load and check a COCO annotations file; UserError naming the file and field on defects."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"annotations file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object with images, annotations, categories")
+    data = read_coco_json(path)
     _check_fields(data, path)
     coco = COCO()
     coco.dataset = data

@@ -173,7 +173,7 @@ class Trainer:
     def save(self, metrics: dict) -> None:
         """last.pt every epoch (with optimizer state); best.pt when bbox_mAP improves (or no val set)."""
         score = metrics.get("bbox_mAP", -1.0)
-        improved = self.val_set is None or (metrics and score > self.best)
+        improved = self.val_set is None or (bool(metrics) and score > self.best)
         if metrics:
             self.metrics = metrics
         if improved:
