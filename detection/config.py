@@ -45,35 +45,32 @@ class DataConfig:
 
 
 @dataclass
-class FasterRCNNConfig:
-    """Options of the Faster R-CNN family (torchvision RPN + RoI heads)."""
+class PostprocessConfig:
+    """Post-processing every family shares (`model.postprocess`), applied inside the model at inference."""
 
-    anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
-    aspect_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
-    rpn_pre_nms_top_n_train: int = 2000
-    rpn_post_nms_top_n_train: int = 2000
-    rpn_pre_nms_top_n_test: int = 1000
-    rpn_post_nms_top_n_test: int = 1000
-    rpn_batch_size_per_image: int = 256
-    box_batch_size_per_image: int = 512
-    representation_size: int = 1024
-    box_score_thresh: float = 0.05
-    box_nms_thresh: float = 0.5
-    detections_per_img: int = 100
+    score_threshold: float = 0.05  # drop detections scoring below this
+    nms_iou: float = 0.5  # suppress a box overlapping a better one by more than this IoU
+    max_detections: int = 100  # per image, best first
+    class_agnostic: bool = False  # NMS across classes instead of within each class
 
 
 @dataclass
 class ModelConfig:
-    """Which detector (DETECTORS registry) on which backbone (BACKBONES registry)."""
+    """Which detector (DETECTORS registry) on which backbone (BACKBONES) and neck (NECKS).
+
+    The family's own options live in `model.<name>` (e.g. `model.faster_rcnn.anchor_sizes`), held here
+    in `options` as that family's dataclass; a section of another family is an error.
+    """
 
     name: str = "faster_rcnn"
     backbone: str = "resnet50"
     pretrained: str = ""  # local path to backbone weights; never downloaded
-    features: list[str] = field(default_factory=list)  # backbone maps to use; empty: all (FPN) or last
-    fpn: bool = True
-    fpn_channels: int = 256
     trainable_layers: int = -1  # -1: all; else freeze stem + early stages
-    faster_rcnn: FasterRCNNConfig = field(default_factory=FasterRCNNConfig)
+    features: list[str] = field(default_factory=list)  # backbone maps to use; empty: the neck's default
+    neck: str = ""  # NECKS entry (none, fpn, ...); empty: the family's default
+    neck_channels: int = 256  # channels of the maps a neck makes (fpn)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    options: Any = field(default=None, metadata={"internal": True})  # read from / saved as model.<name>
 
 
 @dataclass
@@ -105,7 +102,22 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain nested dict, as saved in config.yaml and checkpoints: family options under model.<name>."""
+        data = dataclasses.asdict(self)
+        options = data["model"].pop("options")
+        if options is not None:
+            data["model"][self.model.name] = options
+        return data
+
+
+# Keys that moved, so an old config gets told where they went instead of only "unknown key".
+MOVED_KEYS = {
+    "model.fpn": "model.neck (fpn | none)",
+    "model.fpn_channels": "model.neck_channels",
+    "model.faster_rcnn.box_score_thresh": "model.postprocess.score_threshold",
+    "model.faster_rcnn.box_nms_thresh": "model.postprocess.nms_iou",
+    "model.faster_rcnn.detections_per_img": "model.postprocess.max_detections",
+}
 
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:
@@ -143,18 +155,68 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise UserError(f"config key {prefix.rstrip('.') or '<root>'!r}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     kwargs = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key not in names:
-            raise UserError(f"unknown config key {full!r} (allowed here: {', '.join(sorted(names))})")
+            raise _unknown_key(full, names)
         kind = hints[key]
-        if dataclasses.is_dataclass(kind):
+        if kind is ModelConfig:
+            kwargs[key] = _build_model(value or {}, f"{full}.")
+        elif dataclasses.is_dataclass(kind):
             kwargs[key] = _build(kind, value or {}, f"{full}.")
         else:
             kwargs[key] = _coerce(value, kind, full)
     return cls(**kwargs)
+
+
+def _unknown_key(full: str, allowed: set[str]) -> UserError:
+    if full in MOVED_KEYS:
+        return UserError(f"config key {full!r} has moved: use {MOVED_KEYS[full]}")
+    return UserError(f"unknown config key {full!r} (allowed here: {', '.join(sorted(allowed))})")
+
+
+def family_of(name: Any, key: str = "model.name"):
+    """The registered detector family `name` (imports the families); UserError with close matches."""
+    from detection.registry import DETECTORS  # late: reading it imports every family (torch)
+
+    if not isinstance(name, str):
+        raise UserError(f"config key {key!r}: expected str, got {name!r}")
+    try:
+        return DETECTORS.get(name)
+    except KeyError as exc:
+        raise UserError(f"{key}: {exc.args[0]}") from None
+
+
+def _build_model(data: Any, prefix: str) -> ModelConfig:
+    """ModelConfig plus the options of its family, read from `model.<name>`; other families' sections are errors."""
+    if not isinstance(data, dict):
+        raise UserError(f"config key {prefix.rstrip('.')!r}: expected a mapping, got {data!r}")
+    family = family_of(data.get("name", ModelConfig.name), f"{prefix}name")
+    shared = {k: v for k, v in data.items() if k != family.name}
+    for key in shared:
+        if key not in ModelConfig.__dataclass_fields__ and _is_family(key):
+            raise UserError(f"config key '{prefix}{key}': options of the {key!r} family, but {prefix}name is "
+                            f"{family.name!r}; only {prefix}{family.name} is read (remove the section or set "
+                            f"{prefix}name={key})")
+    if "options" in shared:
+        raise _unknown_key(f"{prefix}options", {f.name for f in dataclasses.fields(ModelConfig)} - {"options"})
+    try:
+        cfg = _build(ModelConfig, shared, prefix)
+    except UserError as exc:  # name the family's own section among the allowed keys
+        raise UserError(str(exc).replace("(allowed here: ", f"(allowed here: {family.name}, ", 1)) from None
+    cfg.options = _build(family.options, data.get(family.name) or {}, f"{prefix}{family.name}.")
+    if hasattr(cfg.options, "check"):  # value checks of the family's own options
+        cfg.options.check(f"{prefix}{family.name}.")
+    cfg.neck = cfg.neck or family.default_neck
+    return cfg
+
+
+def _is_family(key: str) -> bool:
+    from detection.registry import DETECTORS
+
+    return key in DETECTORS
 
 
 def _set_path(tree: dict, dotted: str, value: Any) -> None:
@@ -209,7 +271,8 @@ def read_yaml(path: str | Path) -> dict:
 
 def config_from_dict(data: dict, overrides: list[str] | None = None) -> Config:
     """Build a validated Config from a nested dict plus key=value overrides."""
-    cfg = _build(Config, _merge(data, parse_overrides(overrides or [])), "")
+    merged = _merge(data, parse_overrides(overrides or []))
+    cfg = _build(Config, {"model": {}, **merged}, "")  # the model section is always resolved
     check_config(cfg)
     return cfg
 
@@ -235,8 +298,13 @@ def check_config(cfg: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed and not (key == "device" and value.startswith("cuda:")):
             raise UserError(f"config key {key!r}: {value!r} is not one of {', '.join(allowed)}")
+    post = cfg.model.postprocess
     positive = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
-                "data.input_size": cfg.data.input_size, "train.lr": cfg.train.lr}
+                "data.input_size": cfg.data.input_size, "train.lr": cfg.train.lr,
+                "model.neck_channels": cfg.model.neck_channels, "model.postprocess.max_detections": post.max_detections}
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"config key {key!r} must be positive, got {value}")
+    for key, value in {"score_threshold": post.score_threshold, "nms_iou": post.nms_iou}.items():
+        if not 0 <= value <= 1:
+            raise UserError(f"config key 'model.postprocess.{key}' must be within 0..1, got {value}")

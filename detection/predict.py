@@ -51,6 +51,15 @@ def relative_name(file: Path, source: Path) -> str:
     return file.relative_to(source).as_posix() if source.is_dir() else file.name
 
 
+def check_not_inputs(files: list[Path], source: Path, out: Path, no_draw: bool) -> None:
+    """UserError when a drawn copy would overwrite one of the input images (--out is the --source folder)."""
+    inputs = {f.resolve() for f in files}
+    drawn = [] if no_draw else [(out / relative_name(f, source)).resolve() for f in files]
+    clash = next((d for d in drawn if d in inputs), None)
+    if clash is not None:
+        raise UserError(f"--out {out}: a drawn copy would overwrite the input {clash}; pick another folder")
+
+
 def image_ids(files: list[Path], source: Path, annotations: str | None) -> list[int]:
     """Ids from --annotations (matched by file_name, else by base name), else 1..N in file order."""
     if not annotations:
@@ -71,7 +80,8 @@ def image_ids(files: list[Path], source: Path, annotations: str | None) -> list[
 
 def predict_images(predictor, files: list[Path], ids: list[int], source: Path,
                    args: argparse.Namespace) -> list[dict]:
-    """Results for every image; drawn copies (OUT/<relative name>.jpg) appear only if all images succeed."""
+    """Results for every image; drawn copies (OUT/<relative name>, same name and format as the image)
+    appear only if every image succeeds."""
     from detection.data import read_image
 
     results = []
@@ -85,8 +95,8 @@ def predict_images(predictor, files: list[Path], ids: list[int], source: Path,
                 name = relative_name(file, source)
                 results += [{"image_id": image_id, "file_name": name, **d} for d in dets]
                 if not args.no_draw:
-                    save_drawing(image, dets, staging / Path(name).with_suffix(".jpg"))
-        for drawn in sorted(staging.rglob("*.jpg")):
+                    save_drawing(image, dets, staging / name)
+        for drawn in sorted(p for p in staging.rglob("*") if p.is_file()):
             target = Path(args.out) / drawn.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(drawn, target)
@@ -159,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         results = predict_video(predictor, source, args)
     else:
         files = list_images(source)
+        check_not_inputs(files, source, Path(args.out), args.no_draw)
         results = predict_images(predictor, files, image_ids(files, source, args.annotations), source, args)
     write_json(Path(args.out) / "predictions.json", results)
     print(f"{len(results)} detections -> {Path(args.out) / 'predictions.json'}")

@@ -15,7 +15,7 @@ from detection.errors import cli_main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m detection.train", description=__doc__.splitlines()[0],
                                      usage="%(prog)s CONFIG [key.sub=value ...] [--resume] [--no-progress]",
-                                     epilog="overrides: key.sub=value, e.g. train.epochs=3 model.fpn=false")
+                                     epilog="overrides: key.sub=value, e.g. train.epochs=3 model.neck=none")
     parser.add_argument("config", help="YAML config file, e.g. configs/demo.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -1,4 +1,4 @@
-"""The backbone contract: a module returning named feature maps that declares their shapes.
+"""The backbone contract: a module returning named feature maps that declares their shapes and input normalisation.
 
 Heads read `output_shape()` (channels and stride per map); they never guess.
 """
@@ -15,6 +15,10 @@ from detection.errors import UserError
 from detection.utils.io import read_torch_file
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 @dataclass(frozen=True)
 class ShapeSpec:
     """One feature map: channels and stride (input pixels per feature pixel)."""
@@ -24,24 +28,28 @@ class ShapeSpec:
 
 
 class Backbone(nn.Module):
-    """Base class: forward(images [N, 3, H, W]) -> OrderedDict name -> [N, C, H/stride, W/stride]."""
+    """Base class: forward(normalised images [N, 3, H, W]) -> OrderedDict name -> [N, C, H/stride, W/stride].
+
+    `mean` and `std` declare the normalisation its input expects, for images in 0..1 (like timm's
+    pretrained_cfg): the detector applies `(image - mean) / std` before the backbone.
+    """
+
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
     def output_shape(self) -> dict[str, ShapeSpec]:
         raise NotImplementedError
-
-    @property
-    def out_channels(self) -> int:
-        """Channels of the last (coarsest) map; what single-map heads read."""
-        return list(self.output_shape().values())[-1].channels
 
 
 class FeatureExtractor(Backbone):
     """A sequence of stages; the output of each named stage is one feature map."""
 
-    def __init__(self, stages: "OrderedDict[str, nn.Module]", shapes: dict[str, ShapeSpec]) -> None:
+    def __init__(self, stages: "OrderedDict[str, nn.Module]", shapes: dict[str, ShapeSpec],
+                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__()
         self.stages = nn.ModuleDict(stages)
         self._shapes = shapes
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         out: OrderedDict[str, torch.Tensor] = OrderedDict()

@@ -8,7 +8,8 @@ from collections import OrderedDict
 
 from torch import nn
 
-from detection.backbones.base import FeatureExtractor, ShapeSpec, freeze_stages, load_pretrained
+from detection.backbones.base import (IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, ShapeSpec, freeze_stages,
+                                      load_pretrained)
 from detection.registry import BACKBONES
 
 
@@ -22,7 +23,8 @@ def stage(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 @BACKBONES.register("tiny")
 def tiny(pretrained: str = "", trainable_layers: int = -1, width: int = 16) -> FeatureExtractor:
-    """Maps c2..c5 with width*2, *4, *6, *8 channels at strides 4, 8, 16, 32."""
+    """Maps c2..c5 with width*2, *4, *6, *8 channels at strides 4, 8, 16, 32; ImageNet normalisation
+    (trained from scratch, any would do: this one lets it swap with the torchvision entries)."""
     w = width
     stages = OrderedDict(
         c2=nn.Sequential(conv_bn_relu(3, w, 2), stage(w, 2 * w, 2)),
@@ -32,7 +34,7 @@ def tiny(pretrained: str = "", trainable_layers: int = -1, width: int = 16) -> F
     )
     shapes = {"c2": ShapeSpec(2 * w, 4), "c3": ShapeSpec(4 * w, 8),
               "c4": ShapeSpec(6 * w, 16), "c5": ShapeSpec(8 * w, 32)}
-    backbone = FeatureExtractor(stages, shapes)
+    backbone = FeatureExtractor(stages, shapes, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     if pretrained:
         load_pretrained(backbone, pretrained)
     freeze_stages(backbone, trainable_layers)

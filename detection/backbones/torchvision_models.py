@@ -1,6 +1,7 @@
 """Registry entries wrapping torchvision.models classification networks as multi-scale backbones.
 
-Each entry cuts the network into stages c2..c5 (strides 4..32) and never downloads weights.
+Each entry cuts the network into stages c2..c5 (strides 4..32), declares torchvision's ImageNet input
+normalisation (what its pretrained weights expect) and never downloads weights.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 import torchvision
 from torch import nn
 
-from detection.backbones.base import FeatureExtractor, ShapeSpec, freeze_stages, load_pretrained
+from detection.backbones.base import (IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, ShapeSpec, freeze_stages,
+                                      load_pretrained)
 from detection.registry import BACKBONES
 
 CLASSIFIER_KEYS = ("fc.", "classifier.")
@@ -43,7 +45,7 @@ def _build(make: Callable[[], nn.Module], split: Callable[[nn.Module], "OrderedD
     if pretrained:
         load_pretrained(net, pretrained, optional=CLASSIFIER_KEYS)
     stages = split(net)
-    backbone = FeatureExtractor(stages, measure_shapes(stages))
+    backbone = FeatureExtractor(stages, measure_shapes(stages), mean=IMAGENET_MEAN, std=IMAGENET_STD)
     freeze_stages(backbone, trainable_layers)
     return backbone
 

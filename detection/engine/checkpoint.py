@@ -12,11 +12,12 @@ from typing import Any
 import torch
 
 from detection.config import Config, config_from_dict
+from detection.engine.migrate import upgrade
 from detection.errors import UserError
 from detection.utils.io import read_torch_file
 
 FORMAT = "detpipe-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the detector contract (model.neck, model.postprocess); older ones are upgraded on load
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -34,7 +35,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with weights_only=True; UserError when missing, corrupt or not ours."""
+    """Load a checkpoint with weights_only=True, upgraded to the current format; UserError when missing,
+    corrupt or not ours."""
     state = read_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a detpipe checkpoint (no 'format: {FORMAT}' tag)")
@@ -43,7 +45,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("config", "model", "categories"):
         if key not in state:
             raise UserError(f"{path}: checkpoint lacks {key!r}")
-    return state
+    return upgrade(state, FORMAT_VERSION)
 
 
 def checkpoint_config(state: dict, path: str | Path = "checkpoint") -> Config:

@@ -47,7 +47,7 @@ def predict_loader(model: torch.nn.Module, loader, categories: list[dict], devic
     """Run `model` over a CocoDetection loader -> COCO results with image_id (original pixels)."""
     model.eval()
     results = []
-    for images, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
+    for images, targets in tqdm(loader, desc="eval", leave=False, disable=None if progress else True):
         outputs = model(images.to(device))
         for output, target in zip(outputs, targets):
             for det in to_detections(output, target["scale"], target["orig_size"], categories,

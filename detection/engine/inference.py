@@ -21,6 +21,9 @@ def to_detections(output: dict, scale: float, orig_size: tuple[int, int], catego
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
     labels = output["labels"].cpu()[order].tolist()
+    bad = [label for label in labels if not 1 <= label <= len(categories)]
+    if bad:  # a family broke the contract; mapping it would name a wrong category
+        raise ValueError(f"model emitted label {bad[0]}: labels must be 1..{len(categories)} (0 is background)")
     detections = []
     for box, score, label in zip(boxes.tolist(), scores[order].tolist(), labels):
         category = categories[label - 1]

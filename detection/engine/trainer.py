@@ -2,6 +2,7 @@
 JSON-lines log, periodic COCO evaluation, atomic last.pt/best.pt and exact resume."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -18,6 +19,7 @@ from detection.engine.evaluator import evaluate
 from detection.errors import UserError
 from detection.models import build_detector
 from detection.utils.device import resolve_device, seed_everything
+from detection.utils.io import atomic_open
 
 
 def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
@@ -28,11 +30,39 @@ def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimize
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
 
 
+def seed_worker(worker_id: int, seed: int) -> None:
+    """DataLoader worker_init_fn (module level, so spawn/forkserver can pickle it): seed the worker's RNGs
+    and its own copy of the dataset's augmentation."""
+    seed_everything(seed * 1000 + worker_id)
+    info = torch.utils.data.get_worker_info()
+    info.dataset.transform.set_random_seed(seed * 1000 + worker_id)
+
+
+def make_loader(dataset: CocoDetection, batch_size: int, shuffle: bool, seed: int, num_workers: int,
+                context: str | None = None) -> DataLoader:
+    """A DataLoader whose order and augmentation depend on `seed` alone (any start method in `context`)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
+                      generator=torch.Generator().manual_seed(seed),
+                      multiprocessing_context=context if num_workers > 0 else None,
+                      worker_init_fn=functools.partial(seed_worker, seed=seed) if num_workers > 0 else None)
+
+
+def _epoch_of(line: str) -> float:
+    """The epoch a metrics.jsonl line belongs to; a torn last line (a kill mid-write) counts as none kept."""
+    try:
+        return json.loads(line).get("epoch", 0)
+    except (json.JSONDecodeError, AttributeError):
+        return float("inf")
+
+
 class Trainer:
-    """Trains `cfg.model` on `cfg.data` into `cfg.output_dir`; `fit()` returns the final metrics."""
+    """Trains `cfg.model` on `cfg.data` into `cfg.output_dir`; `fit()` returns the final metrics.
+
+    `progress`: bars on a terminal (tqdm leaves them out when stderr is not one); a line per epoch always.
+    """
 
     def __init__(self, cfg: Config, resume: bool = False, progress: bool = True) -> None:
-        self.cfg, self.progress = cfg, progress
+        self.cfg, self.progress, self.resumed = cfg, progress, resume
         self.out = Path(cfg.output_dir)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
@@ -75,13 +105,7 @@ class Trainer:
         return warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def loader(self, dataset: CocoDetection, shuffle: bool, seed: int) -> DataLoader:
-        def init_worker(worker_id: int) -> None:
-            seed_everything(seed * 1000 + worker_id)
-            dataset.transform.set_random_seed(seed * 1000 + worker_id)
-
-        return DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=shuffle,
-                          num_workers=self.cfg.data.num_workers, collate_fn=collate,
-                          generator=torch.Generator().manual_seed(seed), worker_init_fn=init_worker)
+        return make_loader(dataset, self.cfg.train.batch_size, shuffle, seed, self.cfg.data.num_workers)
 
     def train_one_epoch(self) -> dict:
         """One pass over the training set; every RNG is seeded from (seed, epoch) so resume is exact."""
@@ -91,7 +115,7 @@ class Trainer:
         self.model.train()
         start, seen, total_loss = time.time(), 0, 0.0
         bar = tqdm(self.loader(self.train_set, True, seed), desc=f"epoch {self.epoch + 1}/{self.epochs}",
-                   disable=not self.progress, leave=False)
+                   disable=None if self.progress else True, leave=False)  # None: off when not a terminal
         for images, targets in bar:
             losses = self.train_step(images, targets)
             seen += len(images)
@@ -129,6 +153,15 @@ class Trainer:
         with open(self.out / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
+    def start_log(self) -> None:
+        """A fresh run starts metrics.jsonl empty; a resumed one keeps only the epochs its checkpoint holds."""
+        path = self.out / "metrics.jsonl"
+        kept = []
+        if self.resumed and path.is_file():
+            kept = [line for line in path.read_text().splitlines() if _epoch_of(line) <= self.epoch]
+        with atomic_open(path, "w") as handle:
+            handle.writelines(line + "\n" for line in kept)
+
     def should_evaluate(self) -> bool:
         every = self.cfg.train.eval_every
         return self.val_set is not None and (self.epoch == self.epochs or (every > 0 and self.epoch % every == 0))
@@ -137,6 +170,7 @@ class Trainer:
         """Train the remaining epochs; evaluate, log and checkpoint after each. Returns final metrics."""
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.cfg, self.out / "config.yaml")
+        self.start_log()
         while self.epoch < self.epochs:
             record = self.train_one_epoch()
             self.epoch += 1

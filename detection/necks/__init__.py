@@ -1,7 +1,25 @@
-"""Necks: what sits between a backbone's maps and a detector head.
+"""Necks: what sits between a backbone's maps and a detector head (NECKS registry, one file per entry).
 
-`build_body` picks the maps a head uses and optionally adds an FPN over them.
+`build_neck(name, backbone, features, channels)` picks the maps a head uses and wraps them.
 """
-from detection.necks.fpn import FPN, SelectFeatures, build_body
+from __future__ import annotations
 
-__all__ = ["FPN", "SelectFeatures", "build_body"]
+from detection.backbones.base import Backbone
+from detection.errors import UserError
+from detection.registry import NECKS
+
+
+def build_neck(name: str, backbone: Backbone, features: list[str], channels: int) -> Backbone:
+    """The registered neck `name` over `backbone`; the result is a Backbone (maps + output_shape())."""
+    try:
+        factory = NECKS.get(name)
+    except KeyError as exc:
+        raise UserError(f"model.neck: {exc.args[0]}") from None
+    return factory(backbone, features, channels)
+
+
+def list_necks() -> list[str]:
+    return NECKS.names()
+
+
+__all__ = ["build_neck", "list_necks", "NECKS"]

@@ -1,6 +1,6 @@
-"""Feature pyramid (torchvision.ops.FeaturePyramidNetwork) over chosen backbone maps, or a plain selector.
+"""NECKS entry `fpn`: a top-down feature pyramid (torchvision.ops.FeaturePyramidNetwork) over chosen maps.
 
-Both are Backbones: they return an OrderedDict of maps and declare channels and strides.
+Maps c_i become p_i with `channels` each, plus 'pool' (max-pooled last level, stride x2).
 """
 from __future__ import annotations
 
@@ -11,24 +11,8 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from detection.backbones.base import Backbone, ShapeSpec
-from detection.errors import UserError
-
-
-class SelectFeatures(Backbone):
-    """Pass through the named maps of a backbone (no neck)."""
-
-    def __init__(self, backbone: Backbone, names: list[str]) -> None:
-        super().__init__()
-        self.body = backbone
-        self.names = list(names)
-
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        maps = self.body(x)
-        return OrderedDict((name, maps[name]) for name in self.names)
-
-    def output_shape(self) -> dict[str, ShapeSpec]:
-        shapes = self.body.output_shape()
-        return {name: shapes[name] for name in self.names}
+from detection.necks.select import choose_maps
+from detection.registry import NECKS
 
 
 class FPN(Backbone):
@@ -55,13 +39,7 @@ class FPN(Backbone):
         return dict(self._shapes)
 
 
-def build_body(backbone: Backbone, features: list[str], fpn: bool, fpn_channels: int) -> Backbone:
-    """Choose maps (default: all with FPN, the last without) and wrap them in FPN or a selector."""
-    available = list(backbone.output_shape())
-    chosen = list(features) or (available if fpn else available[-1:])
-    unknown = [name for name in chosen if name not in available]
-    if unknown:
-        raise UserError(f"model.features: {unknown} not among the backbone's maps {available}")
-    if fpn:
-        return FPN(backbone, chosen, fpn_channels)
-    return SelectFeatures(backbone, chosen)
+@NECKS.register("fpn")
+def fpn(backbone: Backbone, features: list[str], channels: int) -> FPN:
+    """FPN over `features` (default: every map of the backbone), `channels` per level."""
+    return FPN(backbone, choose_maps(backbone, features, default_all=True), channels)

@@ -8,7 +8,9 @@ import torch
 
 from detection.backbones import Backbone, ShapeSpec, build_backbone, list_backbones
 from detection.errors import UserError
-from detection.necks import FPN, SelectFeatures, build_body
+from detection.necks import build_neck, list_necks
+from detection.necks.fpn import FPN
+from detection.necks.select import SelectFeatures
 
 # Networks whose convolutions do not pad to "same": map size is input/stride only up to rounding.
 IRREGULAR = {"alexnet", "squeezenet1_1"}
@@ -31,7 +33,8 @@ def test_every_backbone_forward_backward_and_declared_shapes(built):
     strides = [s.stride for s in shapes.values()]
     assert strides == sorted(strides) and len(set(strides)) == len(strides), strides
     assert all(s > 1 and s & (s - 1) == 0 for s in strides), strides  # powers of two
-    assert backbone.out_channels == list(shapes.values())[-1].channels
+    assert len(backbone.mean) == len(backbone.std) == 3, "declares its input normalisation"
+    assert all(0 <= m <= 1 for m in backbone.mean) and all(0 < s <= 1 for s in backbone.std)
 
     height, width = INPUT.get(name, DEFAULT_INPUT)
     backbone.train()
@@ -84,7 +87,7 @@ def test_trainable_layers_zero_freezes_everything_torchvision():
 
 @pytest.mark.parametrize("name, features", [("tiny", ["c3", "c4", "c5"]), ("tiny", []), ("resnet18", ["c4", "c5"])])
 def test_fpn_output_shape_matches_maps(name, features):
-    body = build_body(build_backbone(name), features, fpn=True, fpn_channels=32)
+    body = build_neck("fpn", build_backbone(name), features, 32)
     assert isinstance(body, FPN)
     shapes = body.output_shape()
     chosen = features or list(build_backbone(name).output_shape())
@@ -102,20 +105,42 @@ def test_fpn_output_shape_matches_maps(name, features):
 
 def test_select_features_without_fpn():
     backbone = build_backbone("tiny")
-    body = build_body(backbone, [], fpn=False, fpn_channels=32)
+    body = build_neck("none", backbone, [], 32)
     assert isinstance(body, SelectFeatures)
-    assert list(body.output_shape()) == ["c5"]  # default without FPN: the last map
-    assert body.out_channels == backbone.output_shape()["c5"].channels
-    body = build_body(backbone, ["c3", "c5"], fpn=False, fpn_channels=32)
+    assert body.output_shape() == {"c5": backbone.output_shape()["c5"]}  # default without a neck: the last map
+    body = build_neck("none", backbone, ["c3", "c5"], 32)
     maps = body(torch.rand(1, 3, 64, 64))
     assert list(maps) == ["c3", "c5"]
     for key, fmap in maps.items():
         assert fmap.shape[1] == body.output_shape()[key].channels
 
 
-def test_build_body_unknown_feature_is_user_error():
+@pytest.mark.parametrize("neck", ["fpn", "none"])
+def test_unknown_feature_is_user_error(neck):
     with pytest.raises(UserError, match="model.features.*c9"):
-        build_body(build_backbone("tiny"), ["c4", "c9"], fpn=True, fpn_channels=32)
+        build_neck(neck, build_backbone("tiny"), ["c4", "c9"], 32)
+
+
+def test_unknown_neck_is_user_error_with_suggestion():
+    with pytest.raises(UserError, match="model.neck.*did you mean fpn"):
+        build_neck("fpm", build_backbone("tiny"), [], 32)
+
+
+@pytest.mark.parametrize("neck", list_necks())
+def test_every_neck_forward_backward_and_declared_shapes(neck):
+    """Every NECKS entry over two maps of the tiny backbone: names, channels and strides as declared."""
+    torch.manual_seed(0)
+    body = build_neck(neck, build_backbone("tiny"), ["c4", "c5"], 24)
+    assert isinstance(body, Backbone)
+    shapes = body.output_shape()
+    maps = body(torch.rand(2, 3, 96, 64))
+    assert list(maps) == list(shapes)
+    for key, fmap in maps.items():
+        assert fmap.shape[:2] == (2, shapes[key].channels), key
+        assert fmap.shape[-2:] == (math.ceil(96 / shapes[key].stride), math.ceil(64 / shapes[key].stride)), key
+        assert torch.isfinite(fmap).all()
+    sum(m.float().pow(2).mean() for m in maps.values()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in body.parameters() if p.requires_grad)
 
 
 # ---- pretrained weights from a local file -------------------------------------------------------

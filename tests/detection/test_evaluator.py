@@ -1,11 +1,14 @@
 """Evaluator (COCOeval), model-output -> COCO detections, checkpoint I/O and the Predictor."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
 import pytest
 import torch
+from pycocotools.cocoeval import COCOeval
 
 from detection.data import CocoDetection, build_transform, collate, load_coco, read_image
 from detection.engine.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
@@ -73,6 +76,16 @@ def test_to_detections_converts_to_original_pixels():
     assert to_detections(empty, 1.0, (10, 10), categories) == []
 
 
+@pytest.mark.parametrize("label", [0, 3])
+def test_to_detections_refuses_labels_outside_the_categories(label):
+    """Defect 2: label 0 (background) was mapped to the last category by categories[label - 1]."""
+    categories = [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}]
+    output = {"boxes": torch.tensor([[0.0, 0.0, 4.0, 4.0]]), "scores": torch.tensor([0.9]),
+              "labels": torch.tensor([label])}
+    with pytest.raises(ValueError, match=f"label {label}: labels must be 1..2"):
+        to_detections(output, 1.0, (10, 10), categories)
+
+
 # ---- checkpoints --------------------------------------------------------------------------------
 
 def test_checkpoint_is_plain_data_and_rebuilds_the_model(tiny_checkpoint):
@@ -134,8 +147,13 @@ def test_evaluate_runs_model_over_loader(tiny_checkpoint, shapes_dir):
     loader = torch.utils.data.DataLoader(ds, batch_size=8, collate_fn=collate)
     metrics = evaluate(model, loader, torch.device("cpu"))
     assert list(metrics) == METRIC_NAMES
-    assert all(-1.0 <= v <= 1.0 for v in metrics.values())
     results = predict_loader(model, loader, ds.categories, torch.device("cpu"))
+    # the named numbers are COCOeval's own stats, in COCOeval's order
+    with contextlib.redirect_stdout(io.StringIO()):
+        direct = COCOeval(ds.coco, ds.coco.loadRes(results), "bbox")
+        direct.evaluate(), direct.accumulate(), direct.summarize()
+    assert [metrics[name] for name in METRIC_NAMES] == pytest.approx(list(direct.stats))
+    assert metrics["bbox_mAP_large"] == -1.0  # no ground truth box is large in 128 px shapes: COCO says -1
     ids = set(ds.coco.getImgIds())
     assert results and all(r["image_id"] in ids for r in results)
     assert {r["category_id"] for r in results} <= set(ds.coco.getCatIds())

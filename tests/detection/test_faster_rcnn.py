@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detection.config import FasterRCNNConfig, ModelConfig
+from detection.config import ModelConfig, PostprocessConfig
 from detection.errors import UserError
 from detection.models import build_detector
+from detection.models.faster_rcnn import FasterRCNNOptions
 
 SIZE = 64
 NUM_CLASSES = 3
@@ -15,13 +16,13 @@ LOSS_NAMES = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_bo
 
 
 def model_cfg(fpn: bool) -> ModelConfig:
-    opts = FasterRCNNConfig(anchor_sizes=[8, 16, 32, 64] if fpn else [16, 32], aspect_ratios=[0.5, 1.0, 2.0],
-                            rpn_pre_nms_top_n_train=200, rpn_post_nms_top_n_train=100,
-                            rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50,
-                            rpn_batch_size_per_image=64, box_batch_size_per_image=32,
-                            representation_size=64, detections_per_img=20)
+    opts = FasterRCNNOptions(anchor_sizes=[8, 16, 32, 64] if fpn else [16, 32], aspect_ratios=[0.5, 1.0, 2.0],
+                             rpn_pre_nms_top_n_train=200, rpn_post_nms_top_n_train=100,
+                             rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50,
+                             rpn_batch_size_per_image=64, box_batch_size_per_image=32, representation_size=64)
     return ModelConfig(name="faster_rcnn", backbone="tiny", features=["c3", "c4", "c5"] if fpn else ["c4"],
-                       fpn=fpn, fpn_channels=32, faster_rcnn=opts)
+                       neck="fpn" if fpn else "none", neck_channels=32, options=opts,
+                       postprocess=PostprocessConfig(max_detections=20))
 
 
 def build(fpn: bool, seed: int = 0):
@@ -90,11 +91,11 @@ def test_eval_output_shapes(detector):
     for out in outputs:
         n = out["boxes"].shape[0]
         assert out["boxes"].shape == (n, 4) and out["scores"].shape == (n,) and out["labels"].shape == (n,)
-        assert n <= 20  # detections_per_img
+        assert n <= 20  # model.postprocess.max_detections
         assert out["labels"].dtype == torch.int64
         if n:
             assert out["labels"].min() >= 1 and out["labels"].max() <= NUM_CLASSES  # 0 is background
-            assert (out["scores"] >= 0.05).all() and (out["scores"] <= 1).all()  # box_score_thresh
+            assert (out["scores"] >= 0.05).all() and (out["scores"] <= 1).all()  # postprocess.score_threshold
             b = out["boxes"]
             assert (b[:, 2] >= b[:, 0]).all() and (b[:, 3] >= b[:, 1]).all()
             assert b.min() >= 0 and b.max() <= SIZE  # clipped to the input frame
@@ -140,7 +141,7 @@ def test_eval_is_deterministic():
 
 def test_anchor_sizes_must_match_levels():
     cfg = model_cfg(True)
-    cfg.faster_rcnn.anchor_sizes = [8, 16]
+    cfg.options.anchor_sizes = [8, 16]
     with pytest.raises(UserError, match="anchor_sizes"):
         build_detector(cfg, num_classes=NUM_CLASSES, input_size=SIZE)
 
@@ -150,3 +151,38 @@ def test_classes_set_predictor_width():
     predictor = model.model.roi_heads.box_predictor
     assert predictor.cls_score.out_features == 8  # 7 classes + background
     assert predictor.bbox_pred.out_features == 8 * 4
+
+
+def test_maps_of_unequal_channels_without_a_neck_are_a_clear_error():
+    """Defect 1: neck none with several maps built, then crashed at the first forward (heads read the last map)."""
+    cfg = model_cfg(False)
+    cfg.features = ["c4", "c5"]  # tiny: 96 and 128 channels
+    cfg.options.anchor_sizes = [16, 32]
+    with pytest.raises(UserError, match=r"equal channels.*c4: 96, c5: 128.*model.neck=fpn"):
+        build_detector(cfg, num_classes=NUM_CLASSES, input_size=SIZE)
+
+
+def test_one_map_without_a_neck_trains_on_any_map():
+    cfg = model_cfg(False)
+    cfg.features = ["c3"]
+    model = build_detector(cfg, num_classes=NUM_CLASSES, input_size=SIZE).train()
+    images, targets = batch()
+    assert all(torch.isfinite(v) for v in model(images, targets).values())
+
+
+def test_class_agnostic_nms_removes_overlaps_across_classes():
+    model, images = trained_a_little(True)
+    model.postprocess_options = PostprocessConfig(score_threshold=0.0, nms_iou=0.3, max_detections=100,
+                                                  class_agnostic=True)
+    with torch.no_grad():
+        out = model(images)[0]
+    from torchvision.ops import box_iou
+
+    iou = box_iou(out["boxes"], out["boxes"]).fill_diagonal_(0)
+    assert out["boxes"].shape[0] > 1 and iou.max() <= 0.3 + 1e-6
+    model.postprocess_options = PostprocessConfig(score_threshold=0.0, nms_iou=0.3, max_detections=100)
+    with torch.no_grad():
+        per_class = model(images)[0]
+    assert per_class["boxes"].shape[0] >= out["boxes"].shape[0]
+    same = per_class["labels"][:, None] == per_class["labels"][None, :]
+    assert (box_iou(per_class["boxes"], per_class["boxes"]).fill_diagonal_(0)[same] <= 0.3 + 1e-6).all()

@@ -4,6 +4,7 @@ import pytest
 from detection.backbones import build_backbone, list_backbones
 from detection.errors import UserError
 from detection.models import build_detector, list_detectors
+from detection.necks import list_necks
 from detection.config import ModelConfig
 from detection.registry import BACKBONES, DETECTORS, Registry
 
@@ -69,12 +70,28 @@ def test_names_sorted_and_iteration_order():
     assert list(reg) == reg.names()
 
 
-def test_project_registries_are_populated_and_sorted():
-    names = list_backbones()
-    assert names == sorted(names)
-    assert {"tiny", "resnet18", "resnet50", "vgg16", "mobilenet_v2", "alexnet", "squeezenet1_1"} <= set(names)
-    assert names == BACKBONES.names()
+def test_project_registries_hold_the_documented_entries():
+    assert set(list_backbones()) == {
+        "tiny", "resnet18", "resnet34", "resnet50", "resnet101", "vgg16", "mobilenet_v2", "mobilenet_v3_small",
+        "mobilenet_v3_large", "squeezenet1_1", "alexnet", "efficientnet_b0"}
+    assert {"none", "fpn"} <= set(list_necks())
     assert "faster_rcnn" in list_detectors() and "faster_rcnn" in DETECTORS
+
+
+def test_package_registry_finds_entries_in_files_nobody_imported(tmp_path, monkeypatch):
+    """A new family or neck is one file: the registry imports every module of its package when first read."""
+    package = tmp_path / "plugins_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "_private.py").write_text("raise RuntimeError('modules starting with _ are skipped')\n")
+    registry_module = tmp_path / "plugins_registry.py"
+    registry_module.write_text("from detection.registry import Registry\nREG = Registry('plugin', 'plugins_pkg')\n")
+    (package / "alpha.py").write_text("from plugins_registry import REG\n\n@REG.register('alpha')\ndef alpha():\n"
+                                      "    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from plugins_registry import REG
+
+    assert "alpha" in REG and REG.get("alpha")() == 1 and REG.names() == ["alpha"]
 
 
 def test_build_backbone_unknown_is_user_error_with_suggestion():

@@ -113,7 +113,16 @@ def test_eval_cli_writes_metrics(tmp_path, capsys, tiny_checkpoint, shapes_dir):
     assert code == 0
     metrics = json.loads(out.read_text())
     assert METRIC_KEYS <= metrics.keys() and len(metrics) == 12
-    assert all(isinstance(v, float) and -1 <= v <= 1 for v in metrics.values())
+    # the same numbers as evaluating the checkpoint in-process
+    from detection.data import CocoDetection, build_transform, collate
+    from detection.engine.checkpoint import build_from_checkpoint
+    from detection.engine.evaluator import evaluate
+
+    model, cfg, _ = build_from_checkpoint(tiny_checkpoint)
+    dataset = CocoDetection(shapes_dir / "annotations.json", shapes_dir / "images",
+                            build_transform(cfg.data.input_size, train=False))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, collate_fn=collate)
+    assert metrics == {k: round(v, 5) for k, v in evaluate(model, loader, torch.device("cpu")).items()}
     printed = capsys.readouterr().out
     assert "Average Precision" in printed
     assert json.loads(printed.strip().splitlines()[-1]) == metrics
@@ -160,8 +169,8 @@ def test_predict_cli_folder_with_annotations(tmp_path, capsys, tiny_checkpoint, 
     for r in results:
         assert by_name[r["file_name"]] == r["image_id"]
         assert len(r["bbox"]) == 4 and 0 <= r["score"] <= 1 and r["category_id"] in gt.getCatIds()
-    drawn = sorted(p.name for p in out.glob("*.jpg"))
-    assert drawn == sorted(Path(n).stem + ".jpg" for n in by_name)
+    drawn = sorted(p.name for p in out.glob("*.png"))
+    assert drawn == sorted(by_name)  # each drawn copy keeps its image's name and format
     assert cv2.imread(str(out / drawn[0])).shape == (512, 512, 3)  # 128 px images are drawn 4x enlarged
 
 
@@ -338,4 +347,48 @@ def test_predict_same_name_in_subfolders_keeps_both(tmp_path, tiny_checkpoint, s
     results = json.loads((out / "predictions.json").read_text())
     names = {r["image_id"]: r["file_name"] for r in results}
     assert len(set(names.values())) == 2, names  # each result says which image it belongs to
-    assert len(list(out.rglob("*.jpg"))) == 2  # both drawn copies kept
+    assert len(list(out.rglob("*.png"))) == 2  # both drawn copies kept
+
+
+def test_predict_same_stem_other_format_keeps_both(tmp_path, tiny_checkpoint, shapes_dir):
+    """Defect 5: a.png and a.jpg in one folder were both drawn to a.jpg."""
+    first, second = sorted((shapes_dir / "images").iterdir())[:2]
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.png").write_bytes(first.read_bytes())
+    cv2.imwrite(str(source / "a.jpg"), cv2.imread(str(second)))
+    out = tmp_path / "out"
+    assert predict_main(["--checkpoint", str(tiny_checkpoint), "--source", str(source), "--out", str(out),
+                         "--device", "cpu", "--score-threshold", "0"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.png", "predictions.json"]
+    assert cv2.imread(str(out / "a.png")).shape == cv2.imread(str(out / "a.jpg")).shape == (512, 512, 3)
+    results = json.loads((out / "predictions.json").read_text())
+    assert {r["file_name"] for r in results} == {"a.png", "a.jpg"}
+
+
+def test_predict_out_into_the_source_folder_is_refused(tmp_path, capsys, tiny_checkpoint, shapes_image):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.png").write_bytes(shapes_image.read_bytes())
+    code = predict_main(["--checkpoint", str(tiny_checkpoint), "--source", str(source), "--out", str(source),
+                         "--device", "cpu"])
+    assert code == 1
+    assert_one_error_line(capsys, "would overwrite the input")
+    assert (source / "a.png").read_bytes() == shapes_image.read_bytes()
+    assert sorted(p.name for p in source.iterdir()) == ["a.png"]
+
+
+def test_train_output_to_a_file_has_no_progress_frames(tmp_path):
+    """Defect 7: progress bars written to a log put carriage-return frames in it; off a terminal, one line per epoch."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    make_shapes(data, 6, seed=8, image_size=64, min_size=12, max_size=32)
+    args = [a for a in train_args(tmp_path / "run", data, "train.epochs=2") if a != "--no-progress"]
+    result = subprocess.run([sys.executable, "-m", "detection.train", *args], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[2], timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stdout + result.stderr
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]

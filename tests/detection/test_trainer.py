@@ -164,3 +164,55 @@ def test_time_budget_stops_early_but_evaluates_and_saves(tmp_path, tiny_data):
     assert trainer.epoch == 1 and trainer.epochs == 1
     assert "bbox_mAP" in metrics
     assert (tmp_path / "t" / "best.pt").exists() and weights(tmp_path / "t" / "last.pt")["epoch"] == 1
+
+
+def test_fresh_run_into_an_existing_folder_starts_a_new_log(tmp_path, tiny_data):
+    """Defect 3: metrics.jsonl was appended to by every run into the same output_dir."""
+    for _ in range(2):
+        Trainer(config(tmp_path / "same", tiny_data), progress=False).fit()
+    records = read_jsonl(tmp_path / "same" / "metrics.jsonl")
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1]
+    assert [r["step"] for r in records if r["type"] == "train"] == [1, 2]
+
+
+def test_resume_after_a_kill_mid_epoch_repeats_no_record(tmp_path, tiny_data, monkeypatch):
+    """Defect 3: a resume after a kill mid-epoch repeated that epoch's train records."""
+    class Killed(Exception):
+        pass
+
+    cfg = config(tmp_path / "mid", tiny_data, **{"train.epochs": "2"})
+    original = Trainer.log
+
+    def log_then_die(self, record):
+        original(self, record)
+        if record["type"] == "train" and record["step"] == 3:  # the first step of epoch 2
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "log", log_then_die)
+        with pytest.raises(Killed):
+            Trainer(cfg, progress=False).fit()
+    Trainer(cfg, resume=True, progress=False).fit()
+    records = read_jsonl(tmp_path / "mid" / "metrics.jsonl")
+    assert [(r["type"], r.get("step", r["epoch"])) for r in records] == [
+        ("train", 1), ("train", 2), ("epoch", 1), ("train", 3), ("train", 4), ("epoch", 2)]
+
+
+def test_loader_workers_start_under_spawn_and_follow_the_seed(tiny_data):
+    """Defect 4: worker_init_fn was a closure, which spawn and forkserver cannot pickle."""
+    import pickle
+
+    from detection.data import CocoDetection, build_transform
+    from detection.engine.trainer import make_loader
+
+    cfg = config(Path("unused"), tiny_data)
+    dataset = CocoDetection(tiny_data / "annotations.json", tiny_data / "images",
+                            build_transform(64, True, cfg.data.augment, seed=0))
+    batches = []
+    for _ in range(2):
+        loader = make_loader(dataset, 4, True, seed=7, num_workers=1, context="spawn")
+        pickle.dumps(loader.worker_init_fn)
+        batches.append(next(iter(loader)))
+    (a, ta), (b, tb) = batches
+    assert torch.equal(a, b)  # same seed, same order and augmentation, in a fresh spawned worker
+    assert all(torch.equal(x["boxes"], y["boxes"]) for x, y in zip(ta, tb))

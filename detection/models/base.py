@@ -1,0 +1,92 @@
+"""The detector contract every family implements, and what `build_detector` hands a family.
+
+The trainer, evaluator, predictor, service and exporter rely on this file alone, never on a family.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torchvision.ops import batched_nms, nms
+
+from detection.backbones.base import Backbone
+from detection.config import PostprocessConfig
+from detection.registry import DETECTORS
+
+
+class Detector(nn.Module):
+    """Base class of every detector family: one forward for training and inference.
+
+    forward(images, targets=None, proposals=None)
+      images:    [N, 3, S, S] float in 0..1, letterboxed to `input_size` S; not normalised (the
+                 family normalises with its backbone's declared mean and std).
+      targets:   train mode only, and required there: N dicts {"boxes": [K, 4] float absolute
+                 [x1, y1, x2, y2] in the S x S frame, "labels": [K] int64 in 1..num_classes}; K may be 0.
+      proposals: families with `takes_proposals` only: N tensors [P, 4], xyxy in the S x S frame.
+    train mode -> dict[str, Tensor] of scalar losses; training minimises their sum.
+    eval mode  -> N dicts {"boxes": [D, 4] float xyxy in the S x S frame, "scores": [D] float in 0..1,
+                  "labels": [D] int64 in 1..num_classes}, best score first, after `postprocess`
+                  (score threshold, NMS, max detections). Label 0, background, is never emitted.
+    """
+
+    takes_proposals: bool = False
+
+    def __init__(self, num_classes: int, input_size: int, postprocess: PostprocessConfig) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.postprocess_options = postprocess
+
+    def postprocess(self, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> dict:
+        """One image's candidates (boxes [M, 4] xyxy, scores [M], labels [M] in 1..K) -> its detections."""
+        return postprocess(boxes, scores, labels, self.postprocess_options)
+
+
+def postprocess(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                opts: PostprocessConfig) -> dict[str, torch.Tensor]:
+    """Score threshold, NMS (per class, or across classes when class_agnostic), then the best max_detections."""
+    keep = scores >= opts.score_threshold
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    if opts.class_agnostic:
+        keep = nms(boxes, scores, opts.nms_iou)
+    else:
+        keep = batched_nms(boxes, scores, labels, opts.nms_iou)
+    keep = keep[: opts.max_detections]  # NMS returns indices by descending score
+    return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep].to(torch.int64)}
+
+
+@dataclass
+class DetectorParts:
+    """Everything a family factory receives, built once by `build_detector` from the config."""
+
+    body: Backbone  # backbone plus neck: maps by name, with output_shape() (channels, stride)
+    num_classes: int  # object classes; labels run 1..num_classes
+    input_size: int  # S: images are [N, 3, S, S]
+    mean: tuple[float, ...]  # the backbone's declared input normalisation, for images in 0..1
+    std: tuple[float, ...]
+    postprocess: PostprocessConfig
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered detector family: its factory, its options dataclass (model.<name>), its default neck."""
+
+    name: str
+    build: Callable[[DetectorParts, Any], Detector]
+    options: type
+    default_neck: str = "fpn"
+
+    def __call__(self, parts: DetectorParts, options: Any) -> Detector:
+        return self.build(parts, options)
+
+
+def register_family(name: str, options: type, default_neck: str = "fpn") -> Callable:
+    """Decorator for a family factory `(parts, options) -> Detector`; registers it in DETECTORS."""
+
+    def decorator(build: Callable[[DetectorParts, Any], Detector]) -> Callable:
+        DETECTORS.register(name)(Family(name, build, options, default_neck))
+        return build
+
+    return decorator

@@ -1,0 +1,46 @@
+"""NECKS entry `none`: pass chosen backbone maps through unchanged, and the map choice every neck shares.
+
+Default choice: the backbone's last (coarsest) map.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+
+from detection.backbones.base import Backbone, ShapeSpec
+from detection.errors import UserError
+from detection.registry import NECKS
+
+
+def choose_maps(backbone: Backbone, features: list[str], default_all: bool) -> list[str]:
+    """`features` checked against the backbone's maps; empty: all of them or only the last."""
+    available = list(backbone.output_shape())
+    chosen = list(features) or (available if default_all else available[-1:])
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise UserError(f"model.features: {unknown} not among the backbone's maps {available}")
+    return chosen
+
+
+class SelectFeatures(Backbone):
+    """Pass through the named maps of a backbone (no neck)."""
+
+    def __init__(self, backbone: Backbone, names: list[str]) -> None:
+        super().__init__()
+        self.body = backbone
+        self.names = list(names)
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        maps = self.body(x)
+        return OrderedDict((name, maps[name]) for name in self.names)
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        shapes = self.body.output_shape()
+        return {name: shapes[name] for name in self.names}
+
+
+@NECKS.register("none")
+def none(backbone: Backbone, features: list[str], channels: int) -> SelectFeatures:
+    """The backbone's `features` as they are (default: the last map); `channels` is not used."""
+    return SelectFeatures(backbone, choose_maps(backbone, features, default_all=False))

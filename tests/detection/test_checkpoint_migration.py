@@ -1,0 +1,80 @@
+"""Checkpoints of format 1 (before the detector contract) load through the upgrade step and answer the same.
+
+The fixture was written by that code (tests/fixtures/checkpoint_v1/README.md says how).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from detection.data import read_image
+from detection.engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from detection.engine.migrate import upgrade
+from detection.predictor import Predictor
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoint_v1"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_fixture_is_format_1():
+    raw = torch.load(FIXTURE / "best.pt", weights_only=True)
+    assert raw["format_version"] == 1
+    assert raw["config"]["model"]["fpn"] is True and "detections_per_img" in raw["config"]["model"]["faster_rcnn"]
+
+
+def test_upgrade_moves_the_keys_that_moved():
+    state = load_checkpoint(FIXTURE / "best.pt")
+    assert state["format_version"] == FORMAT_VERSION == 2
+    model = state["config"]["model"]
+    assert model["neck"] == "fpn" and model["neck_channels"] == 16 and "fpn" not in model
+    assert model["postprocess"] == {"score_threshold": 0.05, "nms_iou": 0.5, "max_detections": 50}
+    assert not {"box_score_thresh", "box_nms_thresh", "detections_per_img"} & set(model["faster_rcnn"])
+
+
+def test_upgrade_of_fpn_false_gives_no_neck_and_leaves_the_input_alone():
+    old = {"format_version": 1, "config": {"model": {"name": "faster_rcnn", "fpn": False, "fpn_channels": 8,
+                                                      "faster_rcnn": {"box_nms_thresh": 0.6}}}}
+    new = upgrade(old, 2)
+    assert new["config"]["model"]["neck"] == "none" and new["config"]["model"]["postprocess"] == {"nms_iou": 0.6}
+    assert old["config"]["model"]["fpn"] is False  # the loaded dict is not changed in place
+    assert upgrade(new, 2) == new  # current checkpoints pass through
+
+
+def test_format_1_checkpoint_gives_the_same_detections():
+    expected = json.loads((FIXTURE / "detections.json").read_text())
+    predictor = Predictor.from_checkpoint(FIXTURE / "best.pt", device="cpu")
+    images = [read_image(FIXTURE / "images" / name) for name in expected["images"]]
+    answers = predictor.predict(images, score_threshold=0.05, max_detections=100)
+    assert [len(a) for a in answers] == [len(e) for e in expected["detections"]]
+    assert sum(len(a) for a in answers) > 0
+    for answer, want in zip(answers, expected["detections"]):
+        for got, old in zip(answer, want):
+            assert got["category_id"] == old["category_id"] and got["category"] == old["category"]
+            assert got["score"] == pytest.approx(old["score"], abs=1e-4)
+            assert got["bbox"] == pytest.approx(old["bbox"], abs=1e-2)
+
+
+def test_resaved_format_1_checkpoint_is_current(tmp_path):
+    state = load_checkpoint(FIXTURE / "best.pt")
+    save_checkpoint(tmp_path / "again.pt", state)
+    raw = torch.load(tmp_path / "again.pt", weights_only=True)
+    assert raw["format_version"] == FORMAT_VERSION and "neck" in raw["config"]["model"]
+    assert isinstance(Predictor.from_checkpoint(tmp_path / "again.pt", "cpu").model, torch.nn.Module)
+
+
+def test_predict_cli_on_format_1_checkpoint(tmp_path):
+    """The scripts take an old checkpoint like a new one (here: predict over the fixture images)."""
+    out = tmp_path / "pred"
+    result = subprocess.run([sys.executable, "-m", "detection.predict", "--checkpoint", str(FIXTURE / "best.pt"),
+                             "--source", str(FIXTURE / "images"), "--out", str(out), "--score-threshold", "0.05",
+                             "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "predictions.json").read_text())
+    expected = json.loads((FIXTURE / "detections.json").read_text())
+    assert len(results) == sum(len(d) for d in expected["detections"])
+

@@ -1,0 +1,151 @@
+"""The detector contract (detection/models/base.py), checked on every registered family with no edit per family.
+
+Each family is built from its options' defaults on the tiny backbone: losses, outputs, batching, checkpoint round trip.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detection.config import config_from_dict
+from detection.engine.checkpoint import save_checkpoint
+from detection.engine.inference import to_detections
+from detection.models import Detector, build_detector, list_detectors
+from detection.predictor import Predictor
+
+SIZE = 64
+CATEGORIES = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 7, "name": "triangle"}]
+MAX_DETECTIONS = 25
+
+
+def family_config(name: str):
+    """The family's default options on the tiny backbone, keeping every candidate (threshold 0)."""
+    return config_from_dict({
+        "data": {"input_size": SIZE},
+        "model": {"name": name, "backbone": "tiny", "neck_channels": 32,
+                  "postprocess": {"score_threshold": 0.0, "max_detections": MAX_DETECTIONS}},
+    })
+
+
+def batch(seed: int = 0):
+    """Three images with bright boxes on a dark background; the last image has no object."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(3, 3, SIZE, SIZE, generator=g) * 0.2
+    boxes = [torch.tensor([[4.0, 6.0, 30.0, 28.0], [36.0, 30.0, 60.0, 62.0]]),
+             torch.tensor([[10.0, 10.0, 50.0, 40.0]]), torch.zeros(0, 4)]
+    labels = [torch.tensor([1, 3]), torch.tensor([2]), torch.zeros(0, dtype=torch.int64)]
+    for i, image_boxes in enumerate(boxes):
+        for x1, y1, x2, y2 in image_boxes.int().tolist():
+            images[i, :, y1:y2, x1:x2] = 0.9
+    return images, [{"boxes": b, "labels": l} for b, l in zip(boxes, labels)]
+
+
+def proposals_for(model: Detector, images: torch.Tensor):
+    """External proposals for families that take them: a grid of boxes per image."""
+    if not model.takes_proposals:
+        return None
+    step = SIZE // 4
+    grid = [[x, y, x + 2 * step, y + 2 * step] for x in range(0, SIZE - step, step) for y in range(0, SIZE - step, step)]
+    return [torch.tensor(grid, dtype=torch.float32) for _ in range(len(images))]
+
+
+def run(model: Detector, images: torch.Tensor, targets=None):
+    return model(images, targets, proposals_for(model, images))
+
+
+@pytest.fixture(scope="module", params=list_detectors())
+def trained(request):
+    """(config, model) after a few SGD steps, so eval mode gives real detections."""
+    torch.manual_seed(0)
+    cfg = family_config(request.param)
+    model = build_detector(cfg.model, num_classes=len(CATEGORIES), input_size=SIZE)
+    images, targets = batch()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.005, momentum=0.9)
+    model.train()
+    for _ in range(3):
+        loss = sum(run(model, images, targets).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return cfg, model.eval()
+
+
+def test_is_a_detector_with_its_sizes(trained):
+    cfg, model = trained
+    assert isinstance(model, Detector)
+    assert model.num_classes == len(CATEGORIES) and model.input_size == SIZE
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["boxes", "no_boxes"])
+def test_train_mode_gives_finite_scalar_losses_and_gradients(trained, empty):
+    _, model = trained
+    images, targets = batch(seed=1)
+    if empty:
+        targets = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)} for _ in targets]
+    model.train()
+    try:
+        losses = run(model, images, targets)
+        assert isinstance(losses, dict) and losses
+        for name, value in losses.items():
+            assert isinstance(value, torch.Tensor) and value.dim() == 0 and torch.isfinite(value), (name, value)
+        model.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+    finally:
+        model.eval()
+
+
+def test_eval_output_format_and_label_range(trained):
+    _, model = trained
+    images, _ = batch()
+    with torch.no_grad():
+        outputs = run(model, images)
+    assert isinstance(outputs, list) and len(outputs) == len(images)
+    assert sum(len(out["boxes"]) for out in outputs) > 0, "the test needs detections to check"
+    for out in outputs:
+        assert set(out) == {"boxes", "scores", "labels"}
+        n = len(out["scores"])
+        assert out["boxes"].shape == (n, 4) and out["labels"].shape == (n,) and n <= MAX_DETECTIONS
+        assert out["boxes"].dtype.is_floating_point and out["labels"].dtype == torch.int64
+        if n:
+            assert out["labels"].min() >= 1 and out["labels"].max() <= len(CATEGORIES)  # 0 never emitted
+            assert (out["scores"] >= 0).all() and (out["scores"] <= 1).all()
+            assert (out["scores"][:-1] >= out["scores"][1:]).all(), "best score first"
+            boxes = out["boxes"]
+            assert torch.isfinite(boxes).all() and boxes.min() >= 0 and boxes.max() <= SIZE
+            assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
+
+
+def test_batched_equals_one_by_one(trained):
+    _, model = trained
+    images, _ = batch()
+    with torch.no_grad():
+        together = run(model, images)
+        alone = [run(model, images[i:i + 1])[0] for i in range(len(images))]
+    for a, b in zip(alone, together):
+        assert a["boxes"].shape == b["boxes"].shape
+        assert torch.equal(a["labels"], b["labels"])
+        torch.testing.assert_close(a["boxes"], b["boxes"], atol=1e-3, rtol=0)
+        torch.testing.assert_close(a["scores"], b["scores"], atol=1e-4, rtol=0)
+
+
+def test_round_trip_through_checkpoint_and_predictor(trained, tmp_path):
+    cfg, model = trained
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, {"config": cfg.to_dict(), "model": model.state_dict(), "categories": CATEGORIES})
+    predictor = Predictor.from_checkpoint(path, device="cpu")
+    images, _ = batch()
+    pixels = [np.ascontiguousarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for img in images]
+    answers = predictor.predict(pixels, score_threshold=0.0, max_detections=MAX_DETECTIONS)
+    exact = torch.stack([torch.from_numpy(p).permute(2, 0, 1).float() / 255 for p in pixels])
+    with torch.no_grad():
+        outputs = run(model, exact)
+    for answer, output in zip(answers, outputs):
+        expected = to_detections(output, 1.0, (SIZE, SIZE), CATEGORIES, 0.0, MAX_DETECTIONS)
+        assert len(answer) == len(expected)
+        for got, want in zip(answer, expected):
+            assert got["category_id"] == want["category_id"] and got["category"] == want["category"]
+            assert got["score"] == pytest.approx(want["score"], abs=1e-4)
+            assert got["bbox"] == pytest.approx(want["bbox"], abs=1e-2)
