@@ -15,8 +15,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from datasets.coco import check_not_input, load_coco, save_coco, segmentation_to_rle
+from datasets.errors import UserError
 from datasets.images import image_size
-from detection.errors import UserError
 
 TOLERANCE = 0.01
 
