@@ -1,6 +1,6 @@
-"""Reading torch files as plain data, plus the atomic writers re-exported from datasets.atomic.
+"""Reading torch files as plain data; the atomic writers are re-exported from datasets.atomic.
 
-atomic_open, write_json and write_bytes live on the ground floor; their old names here keep working.
+Old imports of atomic_open, write_json, write_bytes keep working; new code imports datasets.atomic.
 """
 from __future__ import annotations
 
