@@ -36,6 +36,7 @@ demo: $(STAMP)
 	@cat $(RUN)/eval.json
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests -p no:cacheprovider --timeout 600
 
 bench: $(STAMP)

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from detection.errors import UserError, cli_main
+from datasets.errors import UserError, cli_main
 
 
 class Parser(argparse.ArgumentParser):

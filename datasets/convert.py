@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 from datasets.coco import check_not_input, save_coco
+from datasets.errors import UserError
 from datasets.records import records_to_coco
-from detection.errors import UserError
 
 FORMATS = ("voc", "yolo", "labelme", "csv")
 

@@ -8,9 +8,9 @@ import csv
 import os
 from pathlib import Path
 
+from datasets.errors import UserError
 from datasets.images import image_size
 from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
-from detection.errors import UserError
 
 COLUMNS = ("file_name", "x1", "y1", "x2", "y2", "category")
 

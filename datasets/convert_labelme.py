@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+from datasets.errors import UserError
 from datasets.images import image_size
 from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
-from detection.errors import UserError
 
 
 def json_files(src: Path) -> list[Path]:

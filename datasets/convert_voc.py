@@ -8,9 +8,9 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from datasets.errors import UserError
 from datasets.images import image_size
 from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
-from detection.errors import UserError
 
 
 def xml_files(src: Path) -> list[Path]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from datasets.errors import UserError
 from datasets.images import image_size
 from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
-from detection.errors import UserError
 
 CLASS_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from datasets.coco import annotation_mask, check_not_input, index_coco, load_coco, require_dir
+from datasets.errors import UserError
 from datasets.images import read_image, write_image
-from detection.errors import UserError
 
 PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
            (204, 121, 167), (255, 255, 255), (127, 60, 141), (17, 165, 121), (57, 105, 172), (242, 183, 1)]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from datasets.atomic import atomic_open
 from datasets.coco import check_not_input, index_coco, load_coco, require_dir
-from detection.errors import UserError
-from detection.utils.io import atomic_open
+from datasets.errors import UserError
 
 
 def yolo_lines(anns: list[dict], index: dict, width: int, height: int) -> list[str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detection.errors import UserError
-from detection.utils.io import write_bytes
+from datasets.atomic import write_bytes
+from datasets.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

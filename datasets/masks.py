@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from datasets.coco import categories_from_names, check_not_input, mask_to_annotation, new_coco, require_dir, save_coco
+from datasets.errors import UserError
 from datasets.images import IMAGE_SUFFIXES, image_size, list_images, read_image
-from detection.errors import UserError
 
 
 def read_mask_categories(path: str | os.PathLike | None) -> tuple[list[str] | None, dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 from datasets.coco import check_not_input, index_coco, load_coco, new_coco, save_coco
-from detection.errors import UserError
+from datasets.errors import UserError
 
 
 def merge_categories(datasets: list[tuple[str, dict]]) -> tuple[list[dict], list[dict]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detection.utils.io import atomic_open
+from datasets.atomic import atomic_open
 
 
 def class_panel(ax, stats: dict) -> None:

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from datasets.coco import check_not_input, index_coco, load_coco, new_coco, save_coco
-from detection.errors import UserError
+from datasets.errors import UserError
 
 
 def split_fractions(val: float, test: float) -> dict[str, float]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.coco import check_not_input, index_coco, load_coco
-from detection.errors import UserError
+from datasets.errors import UserError
 
 SMALL, LARGE = 32**2, 96**2
 

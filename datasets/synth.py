@@ -14,8 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.coco import categories_from_names, encode_rle, mask_to_annotation, new_coco, save_coco
+from datasets.errors import UserError
 from datasets.images import write_image
-from detection.errors import UserError
 
 CATEGORY_NAMES = ("circle", "square", "triangle")
 

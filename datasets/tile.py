@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from datasets.coco import (annotation_mask, check_not_input, encode_rle, index_coco, load_coco,
                            mask_to_annotation, new_coco, require_dir, round_box, save_coco)
+from datasets.errors import UserError
 from datasets.images import read_image, write_image
-from detection.errors import UserError
 
 
 def tile_starts(length: int, size: int, stride: int) -> list[int]:

@@ -6,51 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from datasets.coco import check_not_input, load_coco, save_coco, segmentation_to_rle
+from datasets.checks import Problem, check_ids, is_int, is_number, segmentation_area
+from datasets.coco import check_not_input, load_coco, save_coco
+from datasets.errors import UserError
 from datasets.images import image_size
-from detection.errors import UserError
+from datasets.repair import repair_coco
 
 TOLERANCE = 0.01
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One defect: a short kind (for tests and scripts) and a message naming the id."""
-
-    kind: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.message} [{self.kind}]"
-
-
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_ids(items: list, what: str) -> tuple[list[Problem], dict]:
-    """Ids present, integer and unique; returns problems and the first item of each id."""
-    problems, seen = [], {}
-    for position, item in enumerate(items):
-        if not isinstance(item, dict) or not is_int(item.get("id")):
-            problems.append(Problem("bad-id", f"{what} at position {position}: 'id' missing or not an integer"))
-        elif item["id"] in seen:
-            problems.append(Problem("duplicate-id", f"{what} {item['id']}: id used more than once"))
-        else:
-            seen[item["id"]] = item
-    return problems, seen
 
 
 def check_top(data: dict) -> list[Problem]:
@@ -126,25 +93,6 @@ def check_box(ann: dict, img: dict | None) -> list[Problem]:
     return []
 
 
-def segmentation_area(ann: dict, img: dict) -> float | None:
-    """Mask area of a well-formed segmentation; None when it has none; ValueError when malformed."""
-    seg = ann.get("segmentation")
-    if seg is None or seg == []:
-        return None
-    if isinstance(seg, list):
-        if not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(is_number(v) for v in p) for p in seg):
-            raise ValueError("polygons must be lists of at least 3 x, y pairs")
-    elif isinstance(seg, dict):
-        if seg.get("size") != [img["height"], img["width"]] or not isinstance(seg.get("counts"), (str, list)):
-            raise ValueError(f"RLE must have size [{img['height']}, {img['width']}] and counts")
-    else:
-        raise ValueError("must be a polygon list or an RLE object")
-    try:
-        return float(mask_utils.area(segmentation_to_rle(seg, img["height"], img["width"])))
-    except Exception as exc:  # pycocotools raises plain Exceptions on malformed RLE
-        raise ValueError(f"pycocotools cannot decode it ({exc})")
-
-
 def check_area(ann: dict, img: dict | None) -> list[Problem]:
     """area: a positive number, equal (within a border strip) to its segmentation's area."""
     where, area = f"annotation {ann['id']}", ann.get("area")
@@ -208,8 +156,6 @@ def validate_coco(data: dict, images_dir: str | os.PathLike | None = None) -> li
 
 def run(args) -> None:
     """CLI: python -m datasets validate."""
-    from datasets.repair import repair_coco  # repair builds on this module's checks
-
     images_dir = Path(args.images) if args.images else None
     if images_dir is not None and not images_dir.is_dir():
         raise UserError(f"--images {images_dir}: no such folder")

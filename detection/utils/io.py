@@ -1,39 +1,17 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename.
+"""Reading torch files as plain data; the atomic writers are re-exported from datasets.atomic.
 
-An interrupted writer leaves the old file (or nothing), never a half-written one.
+Old imports of atomic_open, write_json, write_bytes keep working; new code imports datasets.atomic.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any
 
+from datasets.atomic import atomic_open, write_bytes, write_json
+from datasets.errors import UserError
 
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside `path`; on clean exit fsync and rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) -> None:
-    """Write `data` as JSON to `path` atomically."""
-    with atomic_open(path, "w") as handle:
-        json.dump(data, handle, indent=indent)
+__all__ = ["atomic_open", "write_bytes", "write_json", "read_torch_file", "unpickler_reason"]
 
 
 def read_torch_file(path: str | os.PathLike, what: str) -> Any:
@@ -42,8 +20,6 @@ def read_torch_file(path: str | os.PathLike, what: str) -> Any:
     `what` names the kind of file in messages ("checkpoint", "weights file").
     """
     import torch  # late: this module stays importable without torch
-
-    from detection.errors import UserError
 
     path = Path(path)
     if not path.is_file():
@@ -62,9 +38,3 @@ def unpickler_reason(message: str) -> str:
         if line.endswith("WeightsUnpickler error:") and i + 1 < len(lines):
             return f"not plain tensor data: {lines[i + 1]}"
     return lines[0] if lines and "weights_only" not in lines[0] else ""
-
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write raw bytes to `path` atomically."""
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)

@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
+from datasets.errors import UserError
 from datasets.images import image_size
-from detection.errors import UserError
 
 
 @pytest.mark.parametrize("name,params", [("a.png", []), ("b.jpg", []), ("c.jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
