@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 
-def _create_beside(path: Path) -> Path:
-    """Create a new, empty, uniquely named file next to `path` and return its name.
+def _create_beside(path: Path, suffix: str = ".tmp") -> Path:
+    """Create a new, empty, uniquely named file next to `path` (ending in `suffix`) and return its name.
 
     Created by open(2) with mode 0o666, so the umask (or a default ACL) decides the final
     mode, as for any program's files; tempfile.mkstemp would make every file 0o600.
     """
     for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return tmp
@@ -38,14 +38,15 @@ def _fsync_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside `path` to write by name (torch.save); renamed over `path` on clean exit.
 
+    `suffix` ends the temporary name, for writers that pick the format by it (OpenCV's VideoWriter).
     On any error the temporary file is removed and `path` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_beside(path)
+    tmp = _create_beside(path, suffix)
     try:
         yield tmp
         _fsync_file(tmp)

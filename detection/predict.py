@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 
+from datasets.atomic import atomic_path
 from datasets.images import IMAGE_SUFFIXES, write_image
 from datasets.images import list_images as images_under
 from detection.errors import UserError, cli_main
@@ -113,14 +114,23 @@ def save_drawing(image, detections: list[dict], path: Path) -> None:
 
 def predict_video(predictor, video: Path, args: argparse.Namespace) -> list[dict]:
     """Every frame through the model; results carry image_id = frame number (from 1); writes OUT/<stem>.mp4."""
-    from detection.utils.draw import draw_detections
-
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise UserError(f"{video}: not a readable video")
+    try:
+        if args.no_draw:
+            return video_results(predictor, capture, video, args, None)
+        with atomic_path(Path(args.out) / f"{video.stem}.mp4", suffix=".mp4") as drawn:
+            return video_results(predictor, capture, video, args, drawn)
+    finally:
+        capture.release()
+
+
+def video_results(predictor, capture, video: Path, args: argparse.Namespace, drawn: Path | None) -> list[dict]:
+    """Detections of every frame of an open capture; frames with boxes drawn go to `drawn` when given."""
+    from detection.utils.draw import draw_detections
+
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    final = Path(args.out) / f"{video.stem}.mp4"
-    tmp = Path(tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".mp4", dir=args.out)[1])
     writer, results, frame_id = None, [], 0
     try:
         while True:
@@ -131,22 +141,16 @@ def predict_video(predictor, video: Path, args: argparse.Namespace) -> list[dict
             dets = predictor.predict([cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)], args.score_threshold,
                                      args.max_detections)[0]
             results += [{"image_id": frame_id, "file_name": f"{video.name}#{frame_id}", **d} for d in dets]
-            if not args.no_draw:
+            if drawn is not None:
                 if writer is None:
                     size = (frame.shape[1], frame.shape[0])
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                    writer = cv2.VideoWriter(str(drawn), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
                 writer.write(draw_detections(frame, dets, enlarge=False))
     finally:
-        capture.release()
         if writer is not None:
             writer.release()
     if frame_id == 0:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"{video}: no frames could be read")
-    if writer is None:  # --no-draw: nothing was written into the temporary file
-        tmp.unlink(missing_ok=True)
-    else:
-        os.replace(tmp, final)
     return results
 
 

@@ -4,13 +4,12 @@ A checkpoint alone rebuilds its model: `build_from_checkpoint` needs nothing els
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from datasets.atomic import atomic_path
 from detection.config import Config, config_from_dict
 from detection.engine.migrate import upgrade
 from detection.errors import UserError
@@ -22,16 +21,8 @@ FORMAT_VERSION = 2  # 2: the detector contract (model.neck, model.postprocess); 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """torch.save `state` (plus format tags) to a temporary name, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        torch.save({**state, "format": FORMAT, "format_version": FORMAT_VERSION}, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

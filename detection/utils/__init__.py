@@ -1,1 +1,1 @@
-"""Small helpers shared by every package: atomic file writes."""
+"""Small helpers of the detection floor: device choice and seeding, reading torch files, drawing detections."""

@@ -392,3 +392,22 @@ def test_train_output_to_a_file_has_no_progress_frames(tmp_path):
     assert "\r" not in result.stdout + result.stderr
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
+
+
+def test_predict_outputs_honour_the_umask(tmp_path, tiny_checkpoint, shapes_dir):
+    """Defect 6: predictions.json, drawn images and videos were written 0600."""
+    import os
+    import stat
+
+    first = sorted((shapes_dir / "images").iterdir())[0]
+    write_video(tmp_path / "clip.mp4", [cv2.imread(str(first))] * 3)
+    old = os.umask(0o022)
+    try:
+        for source, out in ((first, tmp_path / "img"), (tmp_path / "clip.mp4", tmp_path / "vid")):
+            assert predict_main(["--checkpoint", str(tiny_checkpoint), "--source", str(source), "--out", str(out),
+                                 "--device", "cpu"]) == 0
+    finally:
+        os.umask(old)
+    written = files_under(tmp_path / "img") + files_under(tmp_path / "vid")
+    assert sorted(p.name for p in written) == sorted([first.name, "predictions.json", "clip.mp4", "predictions.json"])
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in written), [(p, oct(p.stat().st_mode)) for p in written]

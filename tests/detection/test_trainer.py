@@ -216,3 +216,17 @@ def test_loader_workers_start_under_spawn_and_follow_the_seed(tiny_data):
     (a, ta), (b, tb) = batches
     assert torch.equal(a, b)  # same seed, same order and augmentation, in a fresh spawned worker
     assert all(torch.equal(x["boxes"], y["boxes"]) for x, y in zip(ta, tb))
+
+
+def test_written_files_honour_the_umask(tmp_path, tiny_data):
+    """Defect 6: every file the project wrote had mode 0600 (mkstemp's), unreadable to a teammate or service."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        Trainer(config(tmp_path / "modes", tiny_data), progress=False).fit()
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "modes").iterdir()}
+    assert modes == {"config.yaml": 0o644, "metrics.jsonl": 0o644, "last.pt": 0o644, "best.pt": 0o644}
