@@ -22,7 +22,7 @@ FORMAT_VERSION = 2  # 2: the detector contract (model.neck, model.postprocess); 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """torch.save `state` (plus format tags) to a temporary name, then rename over `path`."""
     with atomic_path(path) as tmp:
-        torch.save({**state, "format": FORMAT, "format_version": FORMAT_VERSION}, tmp)
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -386,11 +386,11 @@ def test_train_output_to_a_file_has_no_progress_frames(tmp_path):
     data = tmp_path / "data"
     make_shapes(data, 6, seed=8, image_size=64, min_size=12, max_size=32)
     args = [a for a in train_args(tmp_path / "run", data, "train.epochs=2") if a != "--no-progress"]
-    result = subprocess.run([sys.executable, "-m", "detection.train", *args], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2], timeout=300)
+    result = subprocess.run([sys.executable, "-m", "detection.train", *args], capture_output=True,
+                            cwd=Path(__file__).resolve().parents[2], timeout=300)  # bytes: text mode hides \r
     assert result.returncode == 0, result.stderr
-    assert "\r" not in result.stdout + result.stderr
-    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert b"\r" not in result.stdout + result.stderr
+    epoch_lines = [line for line in result.stdout.decode().splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
 
 
@@ -411,3 +411,14 @@ def test_predict_outputs_honour_the_umask(tmp_path, tiny_checkpoint, shapes_dir)
     written = files_under(tmp_path / "img") + files_under(tmp_path / "vid")
     assert sorted(p.name for p in written) == sorted([first.name, "predictions.json", "clip.mp4", "predictions.json"])
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in written), [(p, oct(p.stat().st_mode)) for p in written]
+
+
+def test_train_cli_maps_of_unequal_channels_without_a_neck(tmp_path, capsys):
+    """Defect 1: model.neck=none (was model.fpn=false) with two maps built, then died with a traceback."""
+    data = tmp_path / "data"
+    make_shapes(data, 4, seed=8, image_size=64, min_size=12, max_size=32)
+    code = train_main(train_args(tmp_path / "run", data, "model.neck=none", "model.features=[c4,c5]",
+                                 "model.faster_rcnn.anchor_sizes=[8,16]"))
+    assert code == 1
+    assert_one_error_line(capsys, "equal channels", "c4: 96, c5: 128", "model.neck=fpn")
+    assert not (tmp_path / "run" / "last.pt").exists()
