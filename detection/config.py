@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from detection.errors import UserError
+from detection.registry import DETECTORS
 from detection.utils.io import atomic_open
 
 
@@ -178,9 +179,10 @@ def _unknown_key(full: str, allowed: set[str]) -> UserError:
 
 
 def family_of(name: Any, key: str = "model.name"):
-    """The registered detector family `name` (imports the families); UserError with close matches."""
-    from detection.registry import DETECTORS  # late: reading it imports every family (torch)
+    """The registered detector family `name`; UserError with close matches.
 
+    The first read of DETECTORS imports every family (and torch); importing this module does not.
+    """
     if not isinstance(name, str):
         raise UserError(f"config key {key!r}: expected str, got {name!r}")
     try:
@@ -196,12 +198,10 @@ def _build_model(data: Any, prefix: str) -> ModelConfig:
     family = family_of(data.get("name", ModelConfig.name), f"{prefix}name")
     shared = {k: v for k, v in data.items() if k != family.name}
     for key in shared:
-        if key not in ModelConfig.__dataclass_fields__ and _is_family(key):
+        if key not in ModelConfig.__dataclass_fields__ and key in DETECTORS:
             raise UserError(f"config key '{prefix}{key}': options of the {key!r} family, but {prefix}name is "
                             f"{family.name!r}; only {prefix}{family.name} is read (remove the section or set "
                             f"{prefix}name={key})")
-    if "options" in shared:
-        raise _unknown_key(f"{prefix}options", {f.name for f in dataclasses.fields(ModelConfig)} - {"options"})
     try:
         cfg = _build(ModelConfig, shared, prefix)
     except UserError as exc:  # name the family's own section among the allowed keys
@@ -211,12 +211,6 @@ def _build_model(data: Any, prefix: str) -> ModelConfig:
         cfg.options.check(f"{prefix}{family.name}.")
     cfg.neck = cfg.neck or family.default_neck
     return cfg
-
-
-def _is_family(key: str) -> bool:
-    from detection.registry import DETECTORS
-
-    return key in DETECTORS
 
 
 def _set_path(tree: dict, dotted: str, value: Any) -> None:
