@@ -119,6 +119,16 @@ def add_draw(sub) -> None:
     p.add_argument("--limit", type=int, default=20, help="draw the first N images (default 20)")
 
 
+def add_anchors(sub) -> None:
+    p = sub.add_parser("anchors", help="k-means (IoU distance) anchors for YOLO from a COCO file's boxes")
+    p.add_argument("file", help="COCO json (the training split)")
+    p.add_argument("--k", type=int, default=9, help="number of anchors (default 9)")
+    p.add_argument("--input-size", type=int, default=320, help="the model's input size S: boxes are "
+                   "letterboxed to it (default 320)")
+    p.add_argument("--levels", type=int, default=3, help="maps the anchors are split over (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+
+
 COMMANDS = {
     "synth": ("datasets.synth", add_synth),
     "from-masks": ("datasets.masks", add_from_masks),
@@ -130,6 +140,7 @@ COMMANDS = {
     "tile": ("datasets.tile", add_tile),
     "stats": ("datasets.stats", add_stats),
     "draw": ("datasets.draw", add_draw),
+    "anchors": ("datasets.anchors", add_anchors),
 }
 
 

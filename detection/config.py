@@ -69,7 +69,8 @@ class ModelConfig:
     trainable_layers: int = -1  # -1: all; else freeze stem + early stages
     features: list[str] = field(default_factory=list)  # backbone maps to use; empty: the neck's default
     neck: str = ""  # NECKS entry (none, fpn, ...); empty: the family's default
-    neck_channels: int = 256  # channels of the maps a neck makes (fpn)
+    neck_channels: int = 256  # channels of the maps a neck makes (fpn, pan, ssd_extra's extra levels)
+    neck_levels: int = 0  # maps the neck puts out; 0: its default (read by ssd_extra: features + extra levels)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     options: Any = field(default=None, metadata={"internal": True})  # read from / saved as model.<name>
 
@@ -196,8 +197,8 @@ def _build_model(data: Any, prefix: str) -> ModelConfig:
     if not isinstance(data, dict):
         raise UserError(f"config key {prefix.rstrip('.')!r}: expected a mapping, got {data!r}")
     family = family_of(data.get("name", ModelConfig.name), f"{prefix}name")
-    shared = {k: v for k, v in data.items() if k != family.name}
-    for key in shared:
+    shared = {k: v for k, v in data.items() if k != family.name and not (k in DETECTORS and v is None)}
+    for key in shared:  # another family's section; set to null (model.faster_rcnn=null) it is dropped
         if key not in ModelConfig.__dataclass_fields__ and key in DETECTORS:
             raise UserError(f"config key '{prefix}{key}': options of the {key!r} family, but {prefix}name is "
                             f"{family.name!r}; only {prefix}{family.name} is read (remove the section or set "
@@ -296,6 +297,8 @@ def check_config(cfg: Config) -> None:
     positive = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
                 "data.input_size": cfg.data.input_size, "train.lr": cfg.train.lr,
                 "model.neck_channels": cfg.model.neck_channels, "model.postprocess.max_detections": post.max_detections}
+    if cfg.model.neck_levels < 0:
+        raise UserError(f"config key 'model.neck_levels' must be 0 (the neck's default) or more, got {cfg.model.neck_levels}")
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"config key {key!r} must be positive, got {value}")

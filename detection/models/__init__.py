@@ -20,7 +20,7 @@ def build_detector(cfg: ModelConfig, num_classes: int, input_size: int) -> Detec
         raise UserError(f"model.{cfg.name}: options are a {type(options).__name__}, "
                         f"expected {family.options.__name__}")
     backbone = build_backbone(cfg.backbone, cfg.pretrained, cfg.trainable_layers)
-    body = build_neck(cfg.neck or family.default_neck, backbone, cfg.features, cfg.neck_channels)
+    body = build_neck(cfg.neck or family.default_neck, backbone, cfg.features, cfg.neck_channels, cfg.neck_levels)
     parts = DetectorParts(body=body, num_classes=num_classes, input_size=input_size,
                           mean=backbone.mean, std=backbone.std, postprocess=cfg.postprocess)
     return family(parts, options)

@@ -11,7 +11,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from detection.backbones.base import Backbone, ShapeSpec
-from detection.necks.select import choose_maps
+from detection.necks.select import choose_maps, fixed_levels
 from detection.registry import NECKS
 
 
@@ -40,6 +40,7 @@ class FPN(Backbone):
 
 
 @NECKS.register("fpn")
-def fpn(backbone: Backbone, features: list[str], channels: int) -> FPN:
-    """FPN over `features` (default: every map of the backbone), `channels` per level."""
+def fpn(backbone: Backbone, features: list[str], channels: int, levels: int = 0) -> FPN:
+    """FPN over `features` (default: every map of the backbone), `channels` per level, plus 'pool'."""
+    fixed_levels("fpn", levels)
     return FPN(backbone, choose_maps(backbone, features, default_all=True), channels)

@@ -23,6 +23,13 @@ def choose_maps(backbone: Backbone, features: list[str], default_all: bool) -> l
     return chosen
 
 
+def fixed_levels(neck: str, levels: int) -> None:
+    """UserError when model.neck_levels is set for a neck whose number of maps follows model.features."""
+    if levels:
+        raise UserError(f"model.neck_levels={levels}: the {neck!r} neck puts out one map per model.features entry "
+                        f"(leave model.neck_levels at 0; ssd_extra adds levels)")
+
+
 class SelectFeatures(Backbone):
     """Pass through the named maps of a backbone (no neck)."""
 
@@ -41,6 +48,7 @@ class SelectFeatures(Backbone):
 
 
 @NECKS.register("none")
-def none(backbone: Backbone, features: list[str], channels: int) -> SelectFeatures:
+def none(backbone: Backbone, features: list[str], channels: int, levels: int = 0) -> SelectFeatures:
     """The backbone's `features` as they are (default: the last map); `channels` is not used."""
+    fixed_levels("none", levels)
     return SelectFeatures(backbone, choose_maps(backbone, features, default_all=False))

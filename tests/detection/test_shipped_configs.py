@@ -34,7 +34,7 @@ def test_recipe_builds_and_takes_one_training_step(recipe: Path, two_images: Pat
     file_size = load_config(recipe).data.input_size
     overrides = {
         "output_dir": tmp_path, "model.pretrained": "", "data.num_workers": 0, "train.batch_size": 2,
-        "data.input_size": min(file_size, 320), "device": "cpu",
+        "data.input_size": min(file_size, 192), "device": "cpu",
         "data.train.annotations": two_images / "annotations.json", "data.train.images": two_images / "images",
         "data.val.annotations": "", "data.val.images": "",
     }

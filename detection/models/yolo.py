@@ -1,0 +1,158 @@
+"""A YOLOv3-style detector: 3 anchors per scale on the neck's maps (PAN by default), objectness, class and
+CIoU/GIoU box losses, targets assigned across scales by anchor shape. Options: `model.yolo`; contract: base.py."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import complete_box_iou_loss, generalized_box_iou_loss
+
+from detection.backbones.base import Backbone
+from detection.errors import UserError
+from detection.models.base import Detector, DetectorParts, register_family
+from detection.models.yolo_targets import assign_targets
+
+# YOLOv3's anchors (w, h pixels at 416 px input), finest level first.
+YOLOV3_ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+
+
+@dataclass
+class YOLOOptions:
+    """`model.yolo`: anchors per level (flat w, h pairs in input pixels, finest level first) and loss settings."""
+
+    anchors: list[list[float]] = field(default_factory=lambda: [list(map(float, a)) for a in YOLOV3_ANCHORS])
+    anchor_threshold: float = 4.0  # a box is a target of anchors within this width/height ratio (its best always)
+    box_loss: str = "ciou"  # ciou | giou
+    box_weight: float = 0.05
+    objectness_weight: float = 1.0
+    class_weight: float = 0.5
+    level_balance: list[float] = field(default_factory=lambda: [4.0, 1.0, 0.4])  # objectness weight per level
+    pre_nms_top_k: int = 1000  # best candidates per image kept before NMS
+
+    def check(self, prefix: str) -> None:
+        for i, level in enumerate(self.anchors):
+            if not level or len(level) % 2 or any(v <= 0 for v in level):
+                raise UserError(f"config key '{prefix}anchors[{i}]': expected positive w, h pairs, got {level}")
+        if self.box_loss not in ("ciou", "giou"):
+            raise UserError(f"config key '{prefix}box_loss': {self.box_loss!r} is not one of ciou, giou")
+        if self.anchor_threshold <= 1:
+            raise UserError(f"config key '{prefix}anchor_threshold' must be above 1, got {self.anchor_threshold}")
+
+
+class YOLO(Detector):
+    """One 1x1 prediction conv per map: for each of its anchors, box (4), objectness (1) and class (K) logits.
+
+    Decoding (YOLOv5's bounded form of YOLOv3's): centre = (2 sigmoid(t_xy) - 0.5 + cell) * stride,
+    size = (2 sigmoid(t_wh))^2 * anchor; scores = sigmoid(objectness) * sigmoid(class).
+    """
+
+    def __init__(self, body: Backbone, num_classes: int, *, input_size: int, mean: tuple, std: tuple,
+                 options: YOLOOptions, postprocess) -> None:
+        super().__init__(num_classes, input_size, postprocess)
+        shapes = body.output_shape()
+        if len(options.anchors) != len(shapes):
+            raise UserError(f"model.yolo.anchors: {len(options.anchors)} levels of anchors for the neck's "
+                            f"{len(shapes)} maps {list(shapes)}; give one list of w, h pairs per map")
+        self.body, self.options = body, options
+        self.strides = [spec.stride for spec in shapes.values()]
+        self.register_buffer("anchor_wh", anchor_tensor(options.anchors), persistent=False)  # [L, A, 2]
+        per_cell = self.anchor_wh.shape[1]
+        self.outputs = 5 + num_classes
+        self.head = nn.ModuleList(nn.Conv2d(s.channels, per_cell * self.outputs, 1) for s in shapes.values())
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.init_biases()
+
+    def init_biases(self) -> None:
+        """Objectness prior of about 8 objects per 640 px image, class prior 0.6 / K (YOLOv5's)."""
+        for conv, stride in zip(self.head, self.strides):
+            bias = conv.bias.detach().view(-1, self.outputs)
+            bias[:, 4] = math.log(8 / (640 / stride) ** 2)
+            bias[:, 5:] = math.log(0.6 / max(self.num_classes - 0.99, 0.01))
+
+    def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
+        maps = list(self.body((images - self.mean) / self.std).values())
+        preds = [self.level_output(conv, fmap) for conv, fmap in zip(self.head, maps)]  # [N, A, H, W, 5+K]
+        if self.training:
+            return self.loss(preds, targets)
+        return self.detect(preds)
+
+    def level_output(self, conv: nn.Conv2d, fmap: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = fmap.shape
+        return conv(fmap).view(n, -1, self.outputs, h, w).permute(0, 1, 3, 4, 2)
+
+    def decode(self, pred: torch.Tensor, level: int, cells: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """Boxes xyxy [..., 4] from raw outputs [..., >=4] at grid `cells` [..., 2] (x, y) with `anchors` [..., 2]."""
+        xy = (pred[..., :2].sigmoid() * 2 - 0.5 + cells) * self.strides[level]
+        wh = (pred[..., 2:4].sigmoid() * 2) ** 2 * anchors
+        return torch.cat([xy - wh / 2, xy + wh / 2], dim=-1)
+
+    def loss(self, preds: list[torch.Tensor], targets: list[dict]) -> dict:
+        """Box (1 - CIoU or GIoU) and class BCE on assigned anchors; objectness BCE against IoU everywhere."""
+        opts, box_terms, cls_terms, obj_terms = self.options, [], [], []
+        for level, pred in enumerate(preds):
+            n, a, h, w, _ = pred.shape
+            found = assign_targets(targets, self.anchor_wh, level, self.strides[level], (h, w),
+                                   opts.anchor_threshold)
+            objectness = torch.zeros(pred.shape[:4], device=pred.device)
+            if found.count:
+                chosen = pred[found.image, found.anchor, found.row, found.col]  # [T, 5+K]
+                cells = torch.stack([found.col, found.row], dim=1).to(chosen.dtype)
+                boxes = self.decode(chosen, level, cells, self.anchor_wh[level][found.anchor])
+                lost = box_loss(boxes, found.boxes, opts.box_loss)
+                box_terms.append(lost.mean())
+                objectness[found.image, found.anchor, found.row, found.col] = (1 - lost.detach()).clamp(0).to(
+                    objectness.dtype)
+                onehot = F.one_hot(found.labels - 1, self.num_classes).to(chosen.dtype)
+                cls_terms.append(F.binary_cross_entropy_with_logits(chosen[:, 5:], onehot))
+            balance = opts.level_balance[level] if level < len(opts.level_balance) else 1.0
+            obj_terms.append(balance * F.binary_cross_entropy_with_logits(pred[..., 4], objectness))
+        zero = preds[0].sum() * 0
+        return {"loss_box": opts.box_weight * (sum(box_terms) if box_terms else zero),
+                "loss_objectness": opts.objectness_weight * sum(obj_terms),
+                "loss_classifier": opts.class_weight * (sum(cls_terms) if cls_terms else zero)}
+
+    def detect(self, preds: list[torch.Tensor]) -> list[dict]:
+        """Per image: every anchor's boxes and per-class scores, the best pre_nms_top_k, then the shared postprocess."""
+        boxes, scores = [], []
+        for level, pred in enumerate(preds):
+            n, a, h, w, _ = pred.shape
+            rows, cols = torch.meshgrid(torch.arange(h, device=pred.device), torch.arange(w, device=pred.device),
+                                        indexing="ij")
+            cells = torch.stack([cols, rows], dim=-1).to(pred.dtype)  # [H, W, 2]
+            anchors = self.anchor_wh[level].view(1, a, 1, 1, 2)
+            boxes.append(self.decode(pred, level, cells, anchors).reshape(n, -1, 4))
+            scores.append((pred[..., 4:5].sigmoid() * pred[..., 5:].sigmoid()).reshape(n, -1, self.num_classes))
+        boxes, scores = torch.cat(boxes, 1).clamp(0, self.input_size), torch.cat(scores, 1)
+        results = []
+        for image_boxes, image_scores in zip(boxes, scores):
+            flat = image_scores.flatten()
+            keep = torch.nonzero(flat >= self.postprocess_options.score_threshold).squeeze(1)
+            keep = keep[flat[keep].topk(min(self.options.pre_nms_top_k, keep.numel())).indices]
+            box, label = keep // self.num_classes, keep % self.num_classes + 1
+            results.append(self.postprocess(image_boxes[box], flat[keep], label))
+        return results
+
+
+def anchor_tensor(anchors: list[list[float]]) -> torch.Tensor:
+    """[[w, h, w, h, ...] per level] -> [L, A, 2]; every level must have the same number of anchors."""
+    counts = {len(level) // 2 for level in anchors}
+    if len(counts) != 1:
+        raise UserError(f"model.yolo.anchors: every level needs the same number of w, h pairs, got {anchors}")
+    return torch.tensor(anchors, dtype=torch.float32).view(len(anchors), -1, 2)
+
+
+def box_loss(boxes: torch.Tensor, wanted: torch.Tensor, kind: str) -> torch.Tensor:
+    """1 - CIoU (or GIoU) per box pair, both [T, 4] xyxy."""
+    loss = complete_box_iou_loss if kind == "ciou" else generalized_box_iou_loss
+    return loss(boxes.float(), wanted.float(), reduction="none")
+
+
+@register_family("yolo", YOLOOptions, default_neck="pan")
+def yolo(parts: DetectorParts, options: YOLOOptions) -> YOLO:
+    """YOLO with `parts.num_classes` classes (sigmoid per class; no background class)."""
+    return YOLO(parts.body, parts.num_classes, input_size=parts.input_size, mean=parts.mean, std=parts.std,
+                options=options, postprocess=parts.postprocess)
