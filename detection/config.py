@@ -34,6 +34,7 @@ class AugmentConfig:
     scale_min: float = 0.75
     scale_max: float = 1.25
     color: float = 0.5
+    mosaic: float = 0.0  # probability that a training image is a mosaic of four (YOLOv4/v5)
 
 
 @dataclass
@@ -43,6 +44,8 @@ class DataConfig:
     input_size: int = 320  # images are letterboxed to input_size x input_size
     num_workers: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    multi_scale: list[float] = field(default_factory=list)  # [low, high]: each batch at a random size in
+    # [low * input_size, high * input_size], a multiple of 32 (YOLO-style); empty: always input_size
 
 
 @dataclass
@@ -92,6 +95,8 @@ class TrainConfig:
     eval_every: int = 1  # epochs; 0 disables evaluation during training
     log_every: int = 20  # iterations
     max_minutes: float = 0.0  # stop after this many minutes (0: no limit); still evaluates and saves
+    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0: off)
+    ema_warmup: int = 2000  # steps over which the EMA decay ramps up to `ema`
 
 
 @dataclass
@@ -297,6 +302,11 @@ def check_config(cfg: Config) -> None:
     positive = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
                 "data.input_size": cfg.data.input_size, "train.lr": cfg.train.lr,
                 "model.neck_channels": cfg.model.neck_channels, "model.postprocess.max_detections": post.max_detections}
+    scales = cfg.data.multi_scale
+    if scales and not (len(scales) == 2 and 0 < scales[0] <= scales[1]):
+        raise UserError(f"config key 'data.multi_scale': expected [low, high] with 0 < low <= high, got {scales}")
+    if not 0 <= cfg.train.ema < 1:
+        raise UserError(f"config key 'train.ema' must be in [0, 1) (0: off, e.g. 0.9998), got {cfg.train.ema}")
     if cfg.model.neck_levels < 0:
         raise UserError(f"config key 'model.neck_levels' must be 0 (the neck's default) or more, got {cfg.model.neck_levels}")
     for key, value in positive.items():

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from datasets.coco import load_coco as read_coco_json
 from datasets.images import read_image as read_bgr
+from detection.data.mosaic import mosaic
 from detection.data.transforms import letterbox_scale
 from detection.errors import UserError
 
@@ -60,7 +61,8 @@ class CocoDetection(Dataset):
     labels [K] int64 in 1..K_classes, image_id, orig_size (h, w) and scale (letterbox factor).
     Crowd annotations are left out of training targets (COCOeval still reads them from the file)."""
 
-    def __init__(self, annotations: str | Path, images: str | Path, transform) -> None:
+    def __init__(self, annotations: str | Path, images: str | Path, transform, mosaic: float = 0.0) -> None:
+        self.mosaic = mosaic  # probability that an item is a mosaic of four images (training only)
         self.coco = load_coco(annotations)
         self.images_dir = Path(images)
         if not self.images_dir.is_dir():
@@ -83,14 +85,24 @@ class CocoDetection(Dataset):
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         return boxes[keep], labels[keep]
 
-    def __getitem__(self, index: int):
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RGB image, its boxes [K, 4] xyxy clipped to the image, and labels [K], before any transform."""
         image_id = self.ids[index]
-        info = self.coco.imgs[image_id]
-        image = read_image(self.images_dir / info["file_name"])
+        image = read_image(self.images_dir / self.coco.imgs[image_id]["file_name"])
         height, width = image.shape[:2]
         boxes, labels = self.raw_target(image_id)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        return image, boxes, labels
+
+    def __getitem__(self, index: int):
+        image_id = self.ids[index]
+        image, boxes, labels = self.load(index)
+        height, width = image.shape[:2]
+        if self.mosaic > 0 and np.random.random() < self.mosaic:  # seeded per epoch and worker by the trainer
+            others = np.random.randint(len(self), size=3)
+            parts = [(image, boxes, labels)] + [self.load(int(i)) for i in others]
+            image, boxes, labels = mosaic(parts, max(height, width), np.random)
         out = self.transform(image=image, bboxes=boxes, labels=labels)
         size = out["image"].shape[0]
         tensor = torch.from_numpy(np.ascontiguousarray(out["image"])).permute(2, 0, 1).float().div_(255)

@@ -14,7 +14,9 @@ from tqdm import tqdm
 
 from detection.config import Config, save_config
 from detection.data import CocoDetection, build_transform, collate
+from detection.data.multiscale import batch_size_for, rescale_batch
 from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from detection.engine.ema import build_ema
 from detection.engine.evaluator import evaluate
 from detection.errors import UserError
 from detection.models import build_detector
@@ -70,6 +72,7 @@ class Trainer:
         self.categories = self.train_set.categories
         self.model = build_detector(cfg.model, len(self.categories), cfg.data.input_size).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
+        self.ema = build_ema(self.model, cfg.train.ema, cfg.train.ema_warmup) if cfg.train.ema > 0 else None
         self.iters_per_epoch = math.ceil(len(self.train_set) / cfg.train.batch_size)
         self.epoch, self.step, self.epochs = 0, 0, cfg.train.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
@@ -84,7 +87,8 @@ class Trainer:
         if not data.train.annotations:
             raise UserError("config key 'data.train.annotations' is empty: point it at a COCO json")
         train = CocoDetection(data.train.annotations, data.train.images,
-                              build_transform(data.input_size, True, data.augment, seed=self.cfg.seed))
+                              build_transform(data.input_size, True, data.augment, seed=self.cfg.seed),
+                              mosaic=data.augment.mosaic)
         if len(train) == 0:
             raise UserError(f"{data.train.annotations}: no images to train on")
         if not data.val.annotations:
@@ -130,6 +134,10 @@ class Trainer:
     def train_step(self, images: torch.Tensor, targets: list[dict]) -> dict:
         images = images.to(self.device, non_blocking=True)
         targets = [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]
+        if self.cfg.data.multi_scale:
+            low, high = self.cfg.data.multi_scale
+            size = batch_size_for(self.step, self.cfg.seed, self.cfg.data.input_size, low, high)
+            images, targets = rescale_batch(images, targets, size)
         with torch.autocast(self.device.type, enabled=self.amp):
             losses = self.model(images, targets)
         loss = sum(losses.values())
@@ -145,6 +153,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.step += 1
         return {"loss": loss.item(), **{k: round(v.item(), 5) for k, v in losses.items()},
                 "lr": self.optimizer.param_groups[0]["lr"]}
@@ -199,9 +209,14 @@ class Trainer:
         fits = self.epoch + int(max(0.0, budget - self.seconds) // per_epoch)
         self.epochs = max(self.epoch, min(self.epochs, fits))
 
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """What is evaluated and saved as the checkpoint's model: the EMA weights when train.ema is on."""
+        return self.ema.module if self.ema is not None else self.model
+
     def evaluate(self) -> dict:
         loader = self.loader(self.val_set, False, self.cfg.seed)
-        metrics = evaluate(self.model, loader, self.device, progress=self.progress)
+        metrics = evaluate(self.inference_model, loader, self.device, progress=self.progress)
         return {k: round(v, 5) for k, v in metrics.items()}
 
     def save(self, metrics: dict) -> None:
@@ -217,13 +232,26 @@ class Trainer:
 
     def state(self, training: bool) -> dict:
         state = {"config": self.cfg.to_dict(), "categories": self.categories,
-                 "model": self.model.state_dict(), "epoch": self.epoch, "epochs": self.epochs,
+                 "model": self.inference_model.state_dict(), "epoch": self.epoch, "epochs": self.epochs,
                  "step": self.step, "metrics": self.metrics, "best_metric": self.best,
                  "train_seconds": round(self.seconds, 2)}
         if training:
             state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                          scaler=self.scaler.state_dict())
+            if self.ema is not None:  # "model" holds the average; resuming needs the trained weights too
+                state.update(raw_model=self.model.state_dict(), ema_updates=int(self.ema.n_averaged))
         return state
+
+    def load_model_weights(self, state: dict, path: Path) -> None:
+        """The trained weights, and with train.ema the average and its update count."""
+        if self.ema is None:
+            load_weights(self.model, state["model"], path)
+            return
+        if "raw_model" not in state:
+            raise UserError(f"{path}: was trained without train.ema; resume it with train.ema=0")
+        load_weights(self.model, state["raw_model"], path)
+        load_weights(self.ema.module, state["model"], path)
+        self.ema.n_averaged.fill_(state["ema_updates"])
 
     def load_state(self, path: Path) -> None:
         """Restore everything `state(training=True)` saved, to continue exactly where it stopped."""
@@ -232,7 +260,7 @@ class Trainer:
             raise UserError(f"{path}: has no training state to resume from (use last.pt)")
         if [c["id"] for c in state["categories"]] != [c["id"] for c in self.categories]:
             raise UserError(f"{path}: categories differ from {self.cfg.data.train.annotations}")
-        load_weights(self.model, state["model"], path)
+        self.load_model_weights(state, path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

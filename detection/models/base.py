@@ -20,8 +20,9 @@ class Detector(nn.Module):
     """Base class of every detector family: one forward for training and inference.
 
     forward(images, targets=None, proposals=None)
-      images:    [N, 3, S, S] float in 0..1, letterboxed to `input_size` S; not normalised (the
-                 family normalises with its backbone's declared mean and std).
+      images:    [N, 3, S, S] float in 0..1, letterboxed to `input_size` S (training with
+                 data.multi_scale feeds other multiples of 32); not normalised (the family normalises
+                 with its backbone's declared mean and std).
       targets:   train mode only, and required there: N dicts {"boxes": [K, 4] float absolute
                  [x1, y1, x2, y2] in the S x S frame, "labels": [K] int64 in 1..num_classes}; K may be 0.
       proposals: families with `takes_proposals` only: N tensors [P, 4], xyxy in the S x S frame.

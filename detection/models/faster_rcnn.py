@@ -65,6 +65,8 @@ class FasterRCNN(Detector):
         )
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
+        side = images.shape[-1]  # torchvision would resize to input_size; multi-scale batches keep their size
+        self.model.transform.min_size, self.model.transform.max_size = (side,), side
         if self.training:
             return self.model(list(images), targets)
         outputs = self.model(list(images))

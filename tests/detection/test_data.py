@@ -253,3 +253,43 @@ def test_read_image_is_rgb(tmp_path):
     rgb = read_image(tmp_path / "b.png")
     assert rgb.shape == (4, 5, 3) and rgb.dtype == np.uint8
     assert (rgb[..., 2] == 200).all() and (rgb[..., 0] == 0).all()
+
+
+def test_mosaic_keeps_boxes_on_their_objects(rects):
+    """Every item a mosaic of four: boxes still frame their rectangles, inside the image, and images mix."""
+    size = 64
+    aug = AugmentConfig(hflip=0.5, scale_min=0.8, scale_max=1.2, color=0.0, mosaic=1.0)
+    transform = build_transform(size, train=True, aug=aug, seed=5)
+    ds = CocoDetection(rects / "annotations.json", rects / "images", transform, mosaic=1.0)
+    np.random.seed(0)
+    boxes_seen, counts = 0, []
+    for index in range(1, len(ds)):
+        for _ in range(4):
+            image, target = ds[index]
+            assert image.shape == (3, size, size)
+            pixels = (image * 255).round().permute(1, 2, 0).numpy()
+            boxes = target["boxes"]
+            assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= size).all()
+            counts.append(len(boxes))
+            for box, label in zip(boxes.tolist(), target["labels"].tolist()):
+                x1, y1, x2, y2 = box
+                inner = pixels[int(np.ceil(y1 + 1.5)):int(np.floor(y2 - 1.5)), int(np.ceil(x1 + 1.5)):int(np.floor(x2 - 1.5))]
+                if inner.size == 0:
+                    continue
+                mean = inner.reshape(-1, 3).mean(0)
+                assert np.abs(mean - np.array(COLORS[label])).max() < 40, (index, box, label, mean)
+                boxes_seen += 1
+    assert boxes_seen > 60
+    single = [len(ds.raw_target(i)[0]) for i in ds.ids]
+    assert max(counts) > max(single)  # objects of several images in one
+
+
+def test_mosaic_with_the_same_seed_gives_the_same_item(rects):
+    aug = AugmentConfig(hflip=0.5, scale_min=0.8, scale_max=1.2, color=0.0, mosaic=1.0)
+    items = []
+    for _ in range(2):
+        ds = CocoDetection(rects / "annotations.json", rects / "images", build_transform(64, True, aug, seed=1),
+                           mosaic=1.0)
+        np.random.seed(3)
+        items.append(ds[2])
+    assert torch.equal(items[0][0], items[1][0]) and torch.equal(items[0][1]["boxes"], items[1][1]["boxes"])

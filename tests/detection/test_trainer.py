@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,64 @@ def test_written_files_honour_the_umask(tmp_path, tiny_data):
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "modes").iterdir()}
     assert modes == {"config.yaml": 0o644, "metrics.jsonl": 0o644, "last.pt": 0o644, "best.pt": 0o644}
+
+
+def test_ema_follows_the_ramped_formula():
+    from detection.engine.ema import build_ema
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    ema = build_ema(model, decay=0.5, warmup=1)
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        ema.update_parameters(model)  # the first update copies
+        model[0].weight.fill_(3.0)
+        ema.update_parameters(model)  # decay_t = 0.5 * (1 - e^-2)
+    rate = 0.5 * (1 - math.exp(-2))
+    assert ema.module[0].weight.flatten().tolist() == pytest.approx([rate * 1 + (1 - rate) * 3] * 2)
+    assert ema.n_averaged.item() == 2
+
+
+def test_ema_weights_are_evaluated_saved_and_resumed_exactly(tmp_path, tiny_data, monkeypatch):
+    ema = {"train.ema": "0.9", "train.ema_warmup": "2", "train.epochs": "2"}
+    straight = Trainer(config(tmp_path / "a", tiny_data, **ema), progress=False)
+    straight.fit()
+    last = weights(tmp_path / "a" / "last.pt")
+    assert last["ema_updates"] == 4
+    assert_same_weights(last["model"], straight.ema.module.state_dict())
+    assert any(not torch.equal(last["model"][k], last["raw_model"][k]) for k in last["model"]
+               if last["model"][k].is_floating_point())
+    assert_same_weights(weights(tmp_path / "a" / "best.pt")["model"], last["model"])  # what eval/serve load
+
+    cfg_b = config(tmp_path / "b", tiny_data, **ema)
+    run_killed_after_first_epoch(cfg_b, monkeypatch)
+    Trainer(cfg_b, resume=True, progress=False).fit()
+    b = weights(tmp_path / "b" / "last.pt")
+    assert_same_weights(last["model"], b["model"])
+    assert_same_weights(last["raw_model"], b["raw_model"])
+
+
+def test_multi_scale_sizes_are_multiples_of_32_in_range_and_seeded():
+    from detection.data.multiscale import batch_size_for, rescale_batch
+
+    sizes = [batch_size_for(step, 0, 320, 0.5, 1.5) for step in range(200)]
+    assert set(sizes) <= set(range(160, 481, 32)) and len(set(sizes)) > 5
+    assert sizes == [batch_size_for(step, 0, 320, 0.5, 1.5) for step in range(200)]
+    images = torch.rand(2, 3, 64, 64)
+    targets = [{"boxes": torch.tensor([[8.0, 16.0, 32.0, 48.0]]), "labels": torch.tensor([1])}] * 2
+    bigger, scaled = rescale_batch(images, targets, 96)
+    assert bigger.shape == (2, 3, 96, 96) and scaled[0]["boxes"].tolist() == [[12.0, 24.0, 48.0, 72.0]]
+
+
+@pytest.mark.parametrize("family", ["faster_rcnn", "yolo"])
+def test_multi_scale_training_feeds_other_sizes_to_the_model(tmp_path, tiny_data, family):
+    """Faster R-CNN's own transform would resize back to input_size: it must take the batch's size."""
+    extra = {"data.multi_scale": "[0.5, 1.5]"}
+    if family == "yolo":
+        extra.update({"model.name": "yolo", "model.faster_rcnn": "null", "model.neck": "pan"})
+    trainer = Trainer(config(tmp_path / family, tiny_data, **extra), progress=False)
+    seen = []
+    body = trainer.model.model.backbone if family == "faster_rcnn" else trainer.model.body
+    body.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
+    trainer.fit()
+    assert set(seen) - {64}, seen  # sizes other than input_size 64 reached the backbone
+    assert all(size % 32 == 0 for size in seen)
