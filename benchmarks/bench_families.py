@@ -1,0 +1,120 @@
+"""SSD, YOLO and Faster R-CNN (tiny configs) on one synthetic split and one CPU time budget; print one JSON line.
+
+Per family: parameters, FLOPs at the input size, train images/s, inference ms/image at batch 1 and 8, bbox_mAP
+and bbox_mAP_50 on the held-out split; YOLO's inference is also timed at 320 px. Run it on an idle machine.
+Usage: python benchmarks/bench_families.py [--minutes 4.5] [--images 500] [--families faster_rcnn,ssd,yolo]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from datasets.anchors import config_line, kmeans_anchors, letterboxed_sizes  # noqa: E402
+from datasets.cli import main as datasets_main  # noqa: E402
+from datasets.coco import load_coco  # noqa: E402
+from datasets.synth import make_shapes  # noqa: E402
+from detection.config import load_config  # noqa: E402
+from detection.engine.trainer import Trainer  # noqa: E402
+from detection.models import build_detector  # noqa: E402
+
+SIZE = 128  # the synthetic images' size, and the input size of every family here (as in the demo)
+RECIPES = {"faster_rcnn": "demo.yaml", "ssd": "ssd_tiny.yaml", "yolo": "yolo_tiny.yaml"}
+# The same training settings for every family; what differs is the model section of its recipe.
+SHARED = {"data.input_size": SIZE, "data.num_workers": 0, "train.epochs": 12, "train.batch_size": 8,
+          "train.eval_every": 0, "data.augment.scale_min": 0.8, "data.augment.scale_max": 1.2,
+          "data.augment.color": 0.3}
+FAMILY = {"faster_rcnn": {}, "ssd": {"model.neck_levels": 4, "train.lr": 0.02, "train.warmup_iters": 50},
+          "yolo": {"train.lr": 0.02, "train.warmup_iters": 50}}
+
+
+def build_data(tmp: Path, images: int) -> Path:
+    make_shapes(tmp, images, seed=0)
+    datasets_main(["split", str(tmp / "annotations.json"), "--out", str(tmp), "--val", "0.2", "--seed", "0"])
+    return tmp
+
+
+def overrides(family: str, data: Path, out: Path, minutes: float) -> list[str]:
+    items = {**SHARED, **FAMILY[family], "output_dir": out / family, "train.max_minutes": minutes,
+             "data.train.annotations": data / "train.json", "data.train.images": data / "images",
+             "data.val.annotations": data / "val.json", "data.val.images": data / "images"}
+    extra = []
+    if family == "yolo":  # anchors fitted to the training boxes, as a user would with `datasets anchors`
+        sizes = letterboxed_sizes(load_coco(data / "train.json"), SIZE)
+        extra.append(config_line(kmeans_anchors(sizes, 9), 3))
+    return [f"{k}={v}" for k, v in items.items()] + extra
+
+
+@torch.no_grad()
+def inference_ms(model: torch.nn.Module, size: int, batch: int, runs: int = 10) -> float:
+    """Median wall time per image of an eval forward (post-processing included) on random images."""
+    model.eval()
+    images = torch.rand(batch, 3, size, size)
+    model(images)  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model(images)
+        times.append((time.perf_counter() - start) * 1000 / batch)
+    return round(statistics.median(times), 2)
+
+
+@torch.no_grad()
+def gflops(model: torch.nn.Module, size: int) -> float:
+    """FLOPs (2 per multiply-add) of one eval forward on one image, as torch's FlopCounterMode counts them."""
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(torch.rand(1, 3, size, size))
+    return round(counter.get_total_flops() / 1e9, 3)
+
+
+def run_family(family: str, data: Path, out: Path, minutes: float) -> dict:
+    cfg = load_config(ROOT / "configs" / RECIPES[family], overrides(family, data, out, minutes))
+    trainer = Trainer(cfg, progress=False)
+    metrics = trainer.fit()
+    model = trainer.inference_model.cpu()
+    row = {"family": family, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+           "gflops": gflops(model, SIZE), "epochs": trainer.epoch,
+           "train_images_per_s": round(trainer.step * cfg.train.batch_size / trainer.seconds, 1),
+           "infer_ms_b1": inference_ms(model, SIZE, 1), "infer_ms_b8": inference_ms(model, SIZE, 8),
+           "bbox_mAP": metrics.get("bbox_mAP"), "bbox_mAP_50": metrics.get("bbox_mAP_50")}
+    at_320 = build_detector(cfg.model, len(trainer.categories), 320)  # speed at the tiny recipes' 320 px
+    row["infer_ms_b1_320"] = inference_ms(at_320, 320, 1)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=4.5, help="training budget per family (the demo's)")
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--families", default="faster_rcnn,ssd,yolo")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = build_data(Path(tmp) / "shapes", args.images)
+        for family in args.families.split(","):
+            rows.append(run_family(family, data, Path(tmp), args.minutes))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    by = {r["family"]: r for r in rows}
+    summary = {"benchmark": "families", "threads": torch.get_num_threads(), "budget_minutes": args.minutes,
+               "input_size": SIZE, "rows": rows}
+    if "yolo" in by and "faster_rcnn" in by:
+        frcnn, yolo = by["faster_rcnn"], by["yolo"]
+        summary["yolo_map_ratio_to_faster_rcnn"] = round(yolo["bbox_mAP"] / max(frcnn["bbox_mAP"], 1e-9), 2)
+        summary["yolo_infer_time_ratio_to_faster_rcnn"] = round(yolo["infer_ms_b1"] / frcnn["infer_ms_b1"], 3)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
