@@ -44,6 +44,15 @@ class Detector(nn.Module):
         """One image's candidates (boxes [M, 4] xyxy, scores [M], labels [M] in 1..K) -> its detections."""
         return postprocess(boxes, scores, labels, self.postprocess_options)
 
+    def dense_detections(self, boxes: torch.Tensor, scores: torch.Tensor, top_k: int) -> dict:
+        """One image's boxes [A, 4] xyxy with per-class scores [A, K] -> its detections: every (box, class)
+        pair at or above the score threshold, the best `top_k` of them, then `postprocess`."""
+        flat = scores.flatten()
+        keep = torch.nonzero(flat >= self.postprocess_options.score_threshold).squeeze(1)
+        keep = keep[flat[keep].topk(min(top_k, keep.numel())).indices]
+        box, label = keep // self.num_classes, keep % self.num_classes + 1
+        return self.postprocess(boxes[box], flat[keep], label)
+
 
 def postprocess(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
                 opts: PostprocessConfig) -> dict[str, torch.Tensor]:

@@ -91,15 +91,7 @@ class SSD(Detector):
         then the shared postprocess."""
         scores = F.softmax(logits, dim=-1)[..., 1:]  # [N, A, K]
         boxes = decode(deltas, anchors).clamp(0, self.input_size)
-        results = []
-        for image_boxes, image_scores in zip(boxes, scores):
-            flat = image_scores.flatten()
-            keep = torch.nonzero(flat >= self.postprocess_options.score_threshold).squeeze(1)
-            keep = keep[flat[keep].topk(min(self.options.pre_nms_top_k, keep.numel())).indices]
-            anchor, label = keep // self.num_classes, keep % self.num_classes + 1
-            results.append(self.postprocess(image_boxes[anchor], flat[keep], label))
-        return results
-
+        return [self.dense_detections(b, s, self.options.pre_nms_top_k) for b, s in zip(boxes, scores)]
 
 def hardest_negatives(ce: torch.Tensor, pos: torch.Tensor, ratio: float) -> torch.Tensor:
     """The `ratio` x positives highest losses among negatives (at least `ratio` when an image has no object)."""

@@ -127,15 +127,7 @@ class YOLO(Detector):
             boxes.append(self.decode(pred, level, cells, anchors).reshape(n, -1, 4))
             scores.append((pred[..., 4:5].sigmoid() * pred[..., 5:].sigmoid()).reshape(n, -1, self.num_classes))
         boxes, scores = torch.cat(boxes, 1).clamp(0, self.input_size), torch.cat(scores, 1)
-        results = []
-        for image_boxes, image_scores in zip(boxes, scores):
-            flat = image_scores.flatten()
-            keep = torch.nonzero(flat >= self.postprocess_options.score_threshold).squeeze(1)
-            keep = keep[flat[keep].topk(min(self.options.pre_nms_top_k, keep.numel())).indices]
-            box, label = keep // self.num_classes, keep % self.num_classes + 1
-            results.append(self.postprocess(image_boxes[box], flat[keep], label))
-        return results
-
+        return [self.dense_detections(b, s, self.options.pre_nms_top_k) for b, s in zip(boxes, scores)]
 
 def anchor_tensor(anchors: list[list[float]]) -> torch.Tensor:
     """[[w, h, w, h, ...] per level] -> [L, A, 2]; every level must have the same number of anchors."""

@@ -51,6 +51,21 @@ def write_rect_dataset(root: Path, n: int = 6, seed: int = 0) -> Path:
     return path
 
 
+def boxes_on_their_objects(pixels: np.ndarray, boxes: torch.Tensor, labels: torch.Tensor, where) -> int:
+    """Assert each box's inside, 1.5 px in from the edges (resampling blurs them), is its class's colour;
+    returns how many boxes were checked (boxes too thin to have an inside are skipped)."""
+    checked = 0
+    for box, label in zip(boxes.tolist(), labels.tolist()):
+        x1, y1, x2, y2 = box
+        inner = pixels[int(np.ceil(y1 + 1.5)):int(np.floor(y2 - 1.5)), int(np.ceil(x1 + 1.5)):int(np.floor(x2 - 1.5))]
+        if inner.size == 0:
+            continue
+        mean = inner.reshape(-1, 3).mean(0)
+        assert np.abs(mean - np.array(COLORS[label])).max() < 40, (where, box, label, mean)
+        checked += 1
+    return checked
+
+
 @pytest.fixture(scope="module")
 def rects(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("rects")
@@ -122,16 +137,7 @@ def test_train_augmentation_keeps_boxes_on_their_objects(rects):
             eval_boxes = CocoDetection.raw_target(ds, target["image_id"])[0] * target["scale"]
             if len(eval_boxes) != len(boxes) or not np.allclose(eval_boxes, boxes.numpy(), atol=1):
                 flipped_or_moved += 1
-            for box, label in zip(boxes.tolist(), target["labels"].tolist()):
-                x1, y1, x2, y2 = box
-                # the inside, 1.5 px in from the edges (resampling blurs the border)
-                inner = pixels[int(np.ceil(y1 + 1.5)):int(np.floor(y2 - 1.5)),
-                               int(np.ceil(x1 + 1.5)):int(np.floor(x2 - 1.5))]
-                if inner.size == 0:
-                    continue
-                mean = inner.reshape(-1, 3).mean(0)
-                assert np.abs(mean - np.array(COLORS[label])).max() < 40, (index, box, label, mean)
-                boxes_seen += 1
+            boxes_seen += boxes_on_their_objects(pixels, boxes, target["labels"], index)
     assert boxes_seen > 100
     assert flipped_or_moved > 5, "augmentation should change the boxes most of the time"
 
@@ -271,14 +277,7 @@ def test_mosaic_keeps_boxes_on_their_objects(rects):
             boxes = target["boxes"]
             assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= size).all()
             counts.append(len(boxes))
-            for box, label in zip(boxes.tolist(), target["labels"].tolist()):
-                x1, y1, x2, y2 = box
-                inner = pixels[int(np.ceil(y1 + 1.5)):int(np.floor(y2 - 1.5)), int(np.ceil(x1 + 1.5)):int(np.floor(x2 - 1.5))]
-                if inner.size == 0:
-                    continue
-                mean = inner.reshape(-1, 3).mean(0)
-                assert np.abs(mean - np.array(COLORS[label])).max() < 40, (index, box, label, mean)
-                boxes_seen += 1
+            boxes_seen += boxes_on_their_objects(pixels, boxes, target["labels"], index)
     assert boxes_seen > 60
     single = [len(ds.raw_target(i)[0]) for i in ds.ids]
     assert max(counts) > max(single)  # objects of several images in one
