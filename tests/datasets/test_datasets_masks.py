@@ -103,7 +103,7 @@ def test_polygons_are_exact_for_random_masks():
 @pytest.mark.parametrize("case,message", [
     ("bad_name", "name is neither"),
     ("wrong_size", "mask is 10x10, its image is 80x64"),
-    ("no_mapping", "label images need --categories"),
+    ("no_mapping", "label images need --category NAME (one class for all) or --categories"),
 ])
 def test_bad_masks_are_user_errors(folders, tmp_path, capsys, case, message):
     images, masks = folders
