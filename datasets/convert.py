@@ -47,6 +47,12 @@ def output_paths(out: Path, splits: list[str]) -> list[Path]:
     return [out / f"{name}.json" for name in splits]
 
 
+def shown(folder: Path) -> str:
+    """A folder as the user would type it: relative to the working folder when it is inside it."""
+    relative = os.path.relpath(folder)
+    return str(folder) if relative.startswith("..") else relative
+
+
 def run(args) -> None:
     """CLI: python -m datasets convert."""
     if args.difficult is not None and args.fmt != "voc":
@@ -60,4 +66,4 @@ def run(args) -> None:
     for path, (_name, folder, coco) in zip(paths, splits):
         save_coco(path, coco)
         print(f"wrote {path}: {len(coco['images'])} images, {len(coco['annotations'])} annotations, "
-              f"{len(coco['categories'])} categories (file names relative to {folder})")
+              f"{len(coco['categories'])} categories (file names relative to {shown(folder)})")

@@ -15,9 +15,13 @@ from tqdm import tqdm
 from datasets.errors import UserError
 from datasets.images import image_size
 from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
-from datasets.yolo_layout import label_path, read_layout
+from datasets.yolo_layout import find_data_yaml, label_path, read_layout
 
 CLASS_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")
+
+
+class UnmatchedLabels(UserError):
+    """Label files are there, and none of them belongs to an image."""
 
 
 def find_classes_file(folders: list[Path]) -> Path:
@@ -94,7 +98,7 @@ def check_labels_used(labels: Path, used: set[Path], images: list[Path],
     where = ", ".join(map(str, images))
     if files and len(orphans) == len(files):
         hint = f" (the label of {example[0]} would be {example[1]})" if example else ""
-        raise UserError(f"none of the {len(files)} label files in {labels} matches an image in {where}{hint}")
+        raise UnmatchedLabels(f"none of the {len(files)} label files in {labels} matches an image in {where}{hint}")
     if orphans:
         print(f"warning: {len(orphans)} label files in {labels} have no image in {where} (first: {orphans[0]})",
               file=sys.stderr)
@@ -123,7 +127,12 @@ def convert(src: str | os.PathLike, images: str | os.PathLike, classes: str | No
         raise UserError(f"--src {src}: expected the folder of YOLO .txt label files, or a dataset root")
     labels = labels / "labels" if (labels / "labels").is_dir() else labels
     names = read_class_names(classes or find_classes_file([labels, labels.parent, labels.parent.parent]))
-    return read_split(Path(images), labels, partial(folder_label_path, labels), names, set()), names
+    try:
+        return read_split(Path(images), labels, partial(folder_label_path, labels), names, set()), names
+    except UnmatchedLabels as exc:
+        if labels == Path(src) or not (find_data_yaml(Path(src)) or (Path(src) / "images").is_dir()):
+            raise
+        raise UnmatchedLabels(f"{exc}; to read the dataset root {src} split by split, leave out --images") from None
 
 
 def root_label_path(images: Path, rel: Path) -> Path:

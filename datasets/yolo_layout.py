@@ -56,41 +56,54 @@ def read_yaml(path: Path) -> dict:
 
 
 def yaml_roots(spec: dict, yaml_path: Path) -> list[Path]:
-    """Folders a split entry may be relative to: `path` as Ultralytics reads it, then the yaml's folder."""
+    """Folders the split entries may be relative to: the yaml's own folder, then `path` as Ultralytics reads it.
+
+    The yaml's folder comes first, so a copied or moved dataset is read where it is now.
+    """
     here = yaml_path.parent
-    if not spec.get("path"):
-        return [here]
-    path = Path(str(spec["path"]))
-    return [path, here] if path.is_absolute() else [here / path, Path.cwd() / path, here]
+    path = Path(str(spec.get("path") or "."))
+    candidates = [here, path] if path.is_absolute() else [here, here / path, Path.cwd() / path]
+    return list(dict.fromkeys(Path(os.path.normpath(c)) for c in candidates))
 
 
-def split_folder(entry, name: str, roots: list[Path], yaml_path: Path) -> Path:
-    """The images folder a data.yaml split entry names; UserError saying where it was looked for."""
-    if not isinstance(entry, str):
-        raise UserError(f"{yaml_path}: {name}: give one images folder (lists of folders are not supported)")
-    if entry.endswith(".txt"):
-        raise UserError(f"{yaml_path}: {name}: {entry} is an image list; point {name} at an images folder")
-    tries = [entry, entry[3:]] if entry.startswith("../") else [entry]
-    for root in roots:
-        for tried in tries:
-            if (root / tried).is_dir():
-                return Path(os.path.normpath(root / tried))
-    raise UserError(f"{yaml_path}: {name}: no folder {entry} (looked in {', '.join(map(str, roots))})")
+def split_entries(spec: dict, yaml_path: Path) -> dict[str, str]:
+    """train/val/test entries of a data.yaml; UserError for forms this reader does not take."""
+    entries = {name: spec[name] for name in SPLITS if spec.get(name)}
+    for name, entry in entries.items():
+        if not isinstance(entry, str):
+            raise UserError(f"{yaml_path}: {name}: give one images folder (lists of folders are not supported)")
+        if entry.endswith(".txt"):
+            raise UserError(f"{yaml_path}: {name}: {entry} is an image list; point {name} at an images folder")
+    if not entries:
+        raise UserError(f"{yaml_path}: names no train, val or test images folder")
+    return entries
+
+
+def entry_folder(root: Path, entry: str) -> Path | None:
+    """The folder an entry names under `root` (a leading ../ may be dropped, as Ultralytics does), or None."""
+    for tried in [entry, entry[3:]] if entry.startswith("../") else [entry]:
+        if (root / tried).is_dir():
+            return Path(os.path.normpath(root / tried))
+    return None
 
 
 def yaml_splits(yaml_path: Path) -> list[tuple[str, Path]]:
-    """(split, images folder) for each of train/val/test a data.yaml names; a folder named twice counts once."""
+    """(split, images folder) for train/val/test of a data.yaml, all under one root; a folder named twice counts once."""
     spec = read_yaml(yaml_path)
+    entries = split_entries(spec, yaml_path)
     roots = yaml_roots(spec, yaml_path)
-    splits: list[tuple[str, Path]] = []
-    for name in SPLITS:
-        if spec.get(name):
-            folder = split_folder(spec[name], name, roots, yaml_path)
-            if all(folder.resolve() != seen.resolve() for _, seen in splits):
-                splits.append((name, folder))
-    if not splits:
-        raise UserError(f"{yaml_path}: names no train, val or test images folder")
-    return splits
+    for root in roots:
+        folders = {name: entry_folder(root, entry) for name, entry in entries.items()}
+        if any(folders.values()):  # the first root with any split must hold them all: splits never mix roots
+            missing = [f"{name}: {entries[name]}" for name, folder in folders.items() if folder is None]
+            if missing:
+                raise UserError(f"{yaml_path}: no folder for {', '.join(missing)} under {root}")
+            splits: list[tuple[str, Path]] = []
+            for name, folder in folders.items():
+                if folder not in [seen for _, seen in splits]:
+                    splits.append((name, folder))
+            return splits
+    raise UserError(f"{yaml_path}: no folder for {', '.join(entries.values())} (looked under {', '.join(map(str, roots))})")
 
 
 def folder_splits(root: Path) -> list[tuple[str, Path]]:

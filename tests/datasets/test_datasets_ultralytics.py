@@ -153,7 +153,7 @@ def test_roboflow_data_yaml(shapes, tmp_path):
     assert all(part["annotations"] for part in parts.values())
 
 
-@pytest.mark.parametrize("case", ["renamed", "old_export", "labels_folder"])
+@pytest.mark.parametrize("case", ["renamed", "old_export", "root_with_images", "labels_folder"])
 def test_labels_that_match_no_image_are_an_error(shapes, tmp_path, capsys, case):
     path, images, _ = shapes
     root = tmp_path / "root"
@@ -168,6 +168,9 @@ def test_labels_that_match_no_image_are_an_error(shapes, tmp_path, capsys, case)
         (root / "data.yaml").write_text(f"path: {root}\ntrain: {images}\nval: {images}\nnames: [a, b, c]\n")
         labels, image_folder = root / "labels", images
         args = ["--src", root]
+    elif case == "root_with_images":  # the dataset root given with the original images folder
+        labels, image_folder = root / "labels", images
+        args = ["--src", root, "--images", images]
     else:
         (tmp_path / "other").mkdir()
         shutil.copy(images / "000000.png", tmp_path / "other/frame.png")
@@ -178,6 +181,7 @@ def test_labels_that_match_no_image_are_an_error(shapes, tmp_path, capsys, case)
     err = capsys.readouterr().err
     assert err.startswith("error: none of the") and err.count("\n") == 1
     assert f"label files in {labels} matches an image in {image_folder}" in err
+    assert ("leave out --images" in err) == (case == "root_with_images")
     assert not (tmp_path / "o.json").exists()
 
 
@@ -202,3 +206,18 @@ def test_one_polygon_keeps_parts_and_holes():
             back = mask_utils.decode(mask_utils.frPyObjects([polygon], 40, 50))[..., 0]
             assert (back == mask).all()
     assert {n > 1 for n, _ in shapes} == {True, False} and {rle for _, rle in shapes} == {True, False}
+
+
+def test_a_copied_dataset_is_read_where_it_is(two_splits, tmp_path, capsys):
+    _, _, _, out = two_splits
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # its data.yaml `path` still names the original
+    for label in (copy / "labels/val").glob("*.txt"):
+        label.write_text("")
+    assert convert("--src", copy, "--out", tmp_path / "c") == 0
+    assert json.loads((tmp_path / "c/val.json").read_text())["annotations"] == []
+    assert json.loads((tmp_path / "c/train.json").read_text())["annotations"]
+    shutil.rmtree(copy / "images/val")
+    capsys.readouterr()
+    assert convert("--src", copy, "--out", tmp_path / "d") == 1
+    assert f"no folder for val: images/val under {copy}" in capsys.readouterr().err
