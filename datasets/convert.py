@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from datasets.coco import check_not_input, save_coco
+from datasets.convert_yolo import convert_root
 from datasets.errors import UserError
 from datasets.records import records_to_coco
 
@@ -27,7 +28,6 @@ def convert_splits(fmt: str, src: str | os.PathLike, images: str | os.PathLike |
                    **options) -> list[tuple[str, Path, dict]]:
     """(split, images folder, COCO dict) per split: several for a YOLO dataset root given without images."""
     if fmt == "yolo" and images is None:
-        from datasets.convert_yolo import convert_root
         splits, names = convert_root(src, classes)
         return [(name, folder, records_to_coco(records, names)) for name, folder, records in splits]
     if images is None:

@@ -139,7 +139,8 @@ def root_label_path(images: Path, rel: Path) -> Path:
     return label_path(images / rel)
 
 
-def convert_root(src: str | os.PathLike, classes: str | None = None) -> tuple[list[tuple[str, Path, list[ImageRecord]]], list[str]]:
+def convert_root(src: str | os.PathLike,
+                 classes: str | None = None) -> tuple[list[tuple[str, Path, list[ImageRecord]]], list[str]]:
     """(split, images folder, records) per split of a dataset root; labels found by Ultralytics' rule."""
     if not Path(src).is_dir():
         raise UserError(f"--src {src}: no such folder")

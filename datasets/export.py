@@ -7,15 +7,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from datasets import export_voc, export_yolo
 from datasets.coco import check_not_input, require_dir
 from datasets.errors import UserError
-from datasets.export_splits import load_splits, parse_splits
+from datasets.export_splits import ExportSplit, load_splits, parse_splits
 
 
-def crowd_note(splits, fmt: str) -> None:
+def crowd_note(splits: list[ExportSplit], fmt: str) -> None:
     """Say how many crowd regions were left out (VOC keeps those marked difficult)."""
     crowd = sum(1 for split in splits for anns in split.by_image.values() for a in anns
-                if a.get("iscrowd") and not (fmt == "voc" and (a.get("attributes") or {}).get("difficult")))
+                if a.get("iscrowd") and not (fmt == "voc" and export_voc.voc_keeps(a)))
     if crowd:
         print(f"note: left out {crowd} crowd annotations ({fmt} has no crowd regions)", file=sys.stderr)
 
@@ -31,11 +32,9 @@ def run(args) -> None:
         raise UserError(f"--out {out} is a file; give a folder")
     splits = load_splits(pairs, images_dir)
     if args.to == "yolo":
-        from datasets.export_yolo import export
-        counts = export(splits, images_dir, out, segments=args.segments, copy=args.copy_images)
+        counts = export_yolo.export(splits, images_dir, out, segments=args.segments, copy=args.copy_images)
     else:
-        from datasets.export_voc import export
-        counts = export(splits, images_dir, out, copy=args.copy_images)
+        counts = export_voc.export(splits, images_dir, out, copy=args.copy_images)
     crowd_note(splits, args.to)
     if counts.get("encoded"):
         print(f"note: re-encoded {counts['encoded']} non-JPEG images as JPEG (VOC readers open JPEGImages/<id>.jpg)",

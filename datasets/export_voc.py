@@ -17,11 +17,16 @@ from datasets.images import read_image
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
+def voc_keeps(ann: dict) -> bool:
+    """Whether VOC has a place for an annotation: every non-crowd one, and crowd ones marked difficult."""
+    return not ann.get("iscrowd") or bool((ann.get("attributes") or {}).get("difficult"))
+
+
 def voc_flags(ann: dict) -> list[tuple[str, int]]:
     """truncated and difficult (and occluded when known) as 0/1; iscrowd alone is not difficult."""
     attributes = ann.get("attributes") or {}
-    flags = [("truncated", int(bool(attributes.get("truncated")))), ("difficult", int(bool(attributes.get("difficult"))))]
-    return flags + ([("occluded", int(bool(attributes["occluded"])))] if "occluded" in attributes else [])
+    tags = ["truncated", "difficult"] + (["occluded"] if "occluded" in attributes else [])
+    return [(tag, int(bool(attributes.get(tag)))) for tag in tags]
 
 
 def add_object(root: ET.Element, name: str, ann: dict) -> None:
@@ -48,7 +53,7 @@ def voc_tree(split: ExportSplit, img: dict, image_id: str, folder: str) -> ET.El
         ET.SubElement(size, tag).text = str(value)
     ET.SubElement(root, "segmented").text = "0"
     for ann in split.by_image[img["id"]]:
-        if not ann.get("iscrowd") or (ann.get("attributes") or {}).get("difficult"):
+        if voc_keeps(ann):
             add_object(root, split.category_name(ann), ann)
     ET.indent(root)
     return ET.ElementTree(root)

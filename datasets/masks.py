@@ -129,7 +129,7 @@ def from_masks(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, cate
     names, labels = (None, {"*": {"*": category}}) if category is not None else read_mask_categories(categories)
     plan = plan_masks(images_dir, masks_dir)
     if names is None:
-        found = {category for files in plan.values() for _, category, _ in files if category}
+        found = {cat for files in plan.values() for _, cat, _ in files if cat}
         found |= {n for mapping in labels.values() for n in mapping.values() if isinstance(n, str)}
         names = sorted(found)
     ids = {name: i for i, name in enumerate(names, 1)}

@@ -31,7 +31,7 @@ def data_yaml_text(out: Path, splits: list[str], names: list[str]) -> str:
     Ultralytics resolves a relative `path` against the working folder first; a missing val split
     (or train) points at the first split's images, since Ultralytics requires both.
     """
-    spec: dict = {"path": os.path.relpath(out.resolve(), Path.cwd())}
+    spec: dict = {"path": os.path.relpath(os.path.abspath(out))}
     for name in SPLITS:
         if name in splits or name != "test":
             spec[name] = f"images/{name if name in splits else splits[0]}"
@@ -88,7 +88,10 @@ def entry_folder(root: Path, entry: str) -> Path | None:
 
 
 def yaml_splits(yaml_path: Path) -> list[tuple[str, Path]]:
-    """(split, images folder) for train/val/test of a data.yaml, all under one root; a folder named twice counts once."""
+    """(split, images folder) for train/val/test of a data.yaml, all under one root.
+
+    A folder named by two splits counts once.
+    """
     spec = read_yaml(yaml_path)
     entries = split_entries(spec, yaml_path)
     roots = yaml_roots(spec, yaml_path)
@@ -103,14 +106,16 @@ def yaml_splits(yaml_path: Path) -> list[tuple[str, Path]]:
                 if folder not in [seen for _, seen in splits]:
                     splits.append((name, folder))
             return splits
-    raise UserError(f"{yaml_path}: no folder for {', '.join(entries.values())} (looked under {', '.join(map(str, roots))})")
+    looked = ", ".join(map(str, roots))
+    raise UserError(f"{yaml_path}: no folder for {', '.join(entries.values())} (looked under {looked})")
 
 
 def folder_splits(root: Path) -> list[tuple[str, Path]]:
     """(split, images folder) from ROOT/images: its subfolders when it holds no images itself, else itself."""
     images = root / "images"
     if not images.is_dir():
-        raise UserError(f"--src {root}: no data.yaml and no images/ folder; for a folder of labels alone, give --images")
+        raise UserError(f"--src {root}: no data.yaml and no images/ folder; "
+                        "for a folder of labels alone, give --images")
     if any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in images.iterdir()):
         return [("all", images)]
     splits = [(sub.name, sub) for sub in sorted(images.iterdir()) if sub.is_dir() and list_images(sub)]

@@ -39,7 +39,8 @@ def test_round_trip_keeps_every_box(shapes, tmp_path, fmt, src, exported_images,
     assert main(["export", "--to", fmt, "--annotations", str(path), "--images", str(images), "--out", str(out)]) == 0
     back = tmp_path / f"{fmt}.json"
     read_from = out / exported_images if exported_images else images
-    assert main(["convert", "--from", fmt, "--src", str(out / src), "--images", str(read_from), "--out", str(back)]) == 0
+    assert main(["convert", "--from", fmt, "--src", str(out / src), "--images", str(read_from),
+                 "--out", str(back)]) == 0
     converted = json.loads(back.read_text())
     assert [c["name"] for c in converted["categories"]] == ["circle", "square", "triangle"]
     assert len(converted["images"]) == len(data["images"])
