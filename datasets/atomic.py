@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -70,7 +71,32 @@ def write_json(path: str | os.PathLike, data: Any, indent: int | None = None) ->
         json.dump(data, handle, indent=indent)
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text (UTF-8) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write raw bytes to `path` atomically."""
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+def place_file(src: str | os.PathLike, dst: str | os.PathLike, copy: bool = False) -> bool:
+    """Put `src` at `dst` atomically: a hard link where the filesystem allows, else (or if `copy`) a copy.
+
+    Returns True for a hard link. A hard link shares the file: editing one edits both.
+    """
+    if not copy and os.path.exists(dst) and os.path.samefile(src, dst):
+        return True  # already linked (renaming a link over its twin would leave the temporary name behind)
+    with atomic_path(dst) as tmp:
+        if not copy:
+            os.unlink(tmp)
+            try:
+                os.link(src, tmp)
+                return True
+            except OSError:  # another filesystem, or one without hard links: copy instead
+                pass
+        shutil.copyfile(src, tmp)
+    return False

@@ -40,33 +40,52 @@ def add_synth(sub) -> None:
 def add_from_masks(sub) -> None:
     p = sub.add_parser("from-masks", help="instance masks (label images or one file per instance) to COCO",
                        description="Two mask conventions, both accepted: MASKS/<image-stem>.png label images "
-                       "(0 = background, each other value one instance; classes from --categories) and "
-                       "MASKS/<image-stem>_<category>_<n>.png binary masks, one per instance. --categories is "
-                       'JSON: {"names": [id order], "labels": {"<image-stem>" or "*": {"<value>": "<name>"}}}.')
+                       "(0 = background, each other value one instance; classes from --category or --categories) "
+                       "and MASKS/<image-stem>_<category>_<n>.png binary masks, one per instance. --categories is "
+                       'JSON: {"names": [id order], "labels": {"<image-stem>" or "*": {"<value>" or "*": "<name>"}}}; '
+                       'a "*" value means every value not listed.')
     p.add_argument("--images", required=True, help="folder of images")
     p.add_argument("--masks", required=True, help="folder of mask files")
     p.add_argument("--out", required=True, help="COCO json to write")
-    p.add_argument("--categories", help="JSON: category names and label-image value mapping")
+    classes = p.add_mutually_exclusive_group()
+    classes.add_argument("--category", metavar="NAME", help="one class for every instance of the label images")
+    classes.add_argument("--categories", help="JSON: category names and label-image value mapping")
 
 
 def add_convert(sub) -> None:
     p = sub.add_parser("convert", help="VOC XML, YOLO txt, LabelMe JSON or CSV to COCO",
                        description="CSV needs the header file_name,x1,y1,x2,y2,category (absolute pixel corners; "
                        "a row with only file_name is an image without objects). YOLO needs class names: "
-                       "--classes, or data.yaml / classes.txt in or next to the labels folder.")
+                       "--classes, or data.yaml / classes.txt in or next to the labels folder. A YOLO dataset "
+                       "root (data.yaml, or images/ and labels/ folders) given without --images becomes one "
+                       "COCO file per split, OUT/<split>.json when it has several.")
     p.add_argument("--from", dest="fmt", required=True, choices=["voc", "yolo", "labelme", "csv"])
-    p.add_argument("--src", required=True, help="labels folder (voc, yolo, labelme) or file (csv, one xml/json)")
-    p.add_argument("--images", required=True, help="folder of images")
-    p.add_argument("--out", required=True, help="COCO json to write")
+    p.add_argument("--src", required=True,
+                   help="labels folder (voc, yolo, labelme), YOLO dataset root, or file (csv, one xml/json)")
+    p.add_argument("--images", help="folder of images (optional only for a YOLO dataset root)")
+    p.add_argument("--out", required=True, help="COCO json to write; a folder for a YOLO root with several splits")
     p.add_argument("--classes", help="class names in id order: .txt (one a line), .yaml (names:) or .json")
+    p.add_argument("--difficult", choices=["keep", "crowd", "skip"],
+                   help="voc: difficult objects stay ordinary (keep), become iscrowd=1 so COCOeval ignores "
+                   "them (crowd, the default) or are left out (skip)")
 
 
 def add_export(sub) -> None:
-    p = sub.add_parser("export", help="COCO to YOLO txt labels or Pascal VOC XML")
+    p = sub.add_parser("export", help="COCO to the Ultralytics YOLO layout or a Pascal VOC folder, images included",
+                       description="yolo: OUT/images/<split>/, OUT/labels/<split>/, OUT/data.yaml (path relative "
+                       "to the working folder, as Ultralytics reads it) and OUT/classes.txt. voc: OUT/Annotations/, "
+                       "OUT/JPEGImages/ (non-JPEG images re-encoded), OUT/ImageSets/Main/<split>.txt. Images are "
+                       "hard-linked where the filesystem allows (a link shares the file), else copied.")
     p.add_argument("--to", required=True, choices=["yolo", "voc"])
-    p.add_argument("--annotations", required=True, help="COCO json")
-    p.add_argument("--images", required=True, help="folder the json's file names are relative to")
-    p.add_argument("--out", required=True, help="folder: yolo -> labels/, classes.txt, data.yaml; voc -> Annotations/")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--annotations", help="one COCO json, exported as the train split")
+    source.add_argument("--split", action="append", metavar="NAME=FILE",
+                        help="a COCO json as split NAME (train, val or test); repeat for each split")
+    p.add_argument("--images", required=True, help="folder the json files' file names are relative to")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--segments", action="store_true",
+                   help="yolo: write each instance's mask as a YOLO-seg polygon line instead of a box")
+    p.add_argument("--copy-images", action="store_true", help="copy the images instead of hard-linking them")
 
 
 def add_validate(sub) -> None:

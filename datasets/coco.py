@@ -82,30 +82,34 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
-def mask_to_polygons(mask: np.ndarray) -> list[list[float]] | None:
-    """Exact pixel-edge polygons of a mask's parts, or None if the mask has a hole.
+def mask_outlines(mask: np.ndarray) -> tuple[list[np.ndarray], bool]:
+    """Outlines of a mask's parts and holes on pixel edges ((k, 2) int x, y arrays), and whether it has a hole.
 
     The mask is upsampled 2x so OpenCV's contour (through border pixel centres) maps
     onto pixel edges with (u + 1) // 2; pycocotools then rasterises it back exactly.
     """
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
-        return []
+        return [], False
     x0, y0 = int(xs.min()), int(ys.min())
     crop = mask[y0 : int(ys.max()) + 1, x0 : int(xs.max()) + 1].astype(np.uint8)
     crop = np.pad(crop, 1)
     up = np.repeat(np.repeat(crop, 2, axis=0), 2, axis=1)
     contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is not None and (hierarchy[0][:, 3] != -1).any():
-        return None
-    polygons = []
+    outlines = []
     for contour in contours:
         points = (contour.reshape(-1, 2) + 1) // 2 + np.array([x0 - 1, y0 - 1])
         keep = np.any(points != np.roll(points, 1, axis=0), axis=1)
         points = points[keep] if keep.any() else points[:1]
         if len(points) >= 3:
-            polygons.append([float(v) for v in points.reshape(-1)])
-    return polygons
+            outlines.append(points)
+    return outlines, hierarchy is not None and bool((hierarchy[0][:, 3] != -1).any())
+
+
+def mask_to_polygons(mask: np.ndarray) -> list[list[float]] | None:
+    """Exact pixel-edge polygons of a mask's parts, or None if the mask has a hole."""
+    outlines, hole = mask_outlines(mask)
+    return None if hole else [[float(v) for v in points.reshape(-1)] for points in outlines]
 
 
 def mask_to_annotation(mask: np.ndarray) -> dict:

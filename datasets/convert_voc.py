@@ -1,16 +1,20 @@
-"""Pascal VOC XML annotations (one file per image) to COCO records.
+"""Pascal VOC XML annotations (one file per image) to COCO records, flags kept as attributes.
 
 VOC boxes are 1-based and inclusive: x = xmin - 1, w = xmax - xmin + 1 (export does the reverse).
 """
 from __future__ import annotations
 
 import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from datasets.errors import UserError
 from datasets.images import image_size
 from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
+
+FLAGS = ("difficult", "truncated", "occluded")
+DIFFICULT_MODES = ("keep", "crowd", "skip")
 
 
 def xml_files(src: Path) -> list[Path]:
@@ -40,8 +44,20 @@ def number_of(node: ET.Element, tag: str, where: str) -> float:
         raise UserError(f"{where}: <{tag}> is not a number: '{value}'")
 
 
+def flags_of(node: ET.Element, where: str) -> dict[str, bool]:
+    """VOC's 0/1 flags (difficult, truncated, occluded) that the object has, as booleans."""
+    flags = {}
+    for tag in FLAGS:
+        text = (node.findtext(tag) or "").strip()
+        if text:
+            if text not in ("0", "1"):
+                raise UserError(f"{where}: <{tag}> must be 0 or 1, got '{text}'")
+            flags[tag] = text == "1"
+    return flags
+
+
 def parse_object(node: ET.Element, where: str) -> ObjectRecord:
-    """One <object>: name and bndbox, converted to a 0-based [x, y, w, h]."""
+    """One <object>: name, flags and bndbox, converted to a 0-based [x, y, w, h]."""
     name = text_of(node, "name", where)
     box = node.find("bndbox")
     if box is None:
@@ -49,7 +65,21 @@ def parse_object(node: ET.Element, where: str) -> ObjectRecord:
     xmin, ymin, xmax, ymax = (number_of(box, tag, where) for tag in ("xmin", "ymin", "xmax", "ymax"))
     if xmax < xmin or ymax < ymin:
         raise UserError(f"{where}: object '{name}' has xmax < xmin or ymax < ymin")
-    return ObjectRecord(name, [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1], where=where)
+    return ObjectRecord(name, [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1], where=where,
+                        attributes=flags_of(node, where))
+
+
+def apply_difficult(records: list[ImageRecord], mode: str) -> int:
+    """Difficult objects stay ordinary (keep), become iscrowd (crowd) or go (skip); returns how many."""
+    count = 0
+    for rec in records:
+        difficult = [obj for obj in rec.objects if obj.attributes.get("difficult")]
+        count += len(difficult)
+        if mode == "skip":
+            rec.objects = [obj for obj in rec.objects if obj not in difficult]
+        for obj in difficult:
+            obj.iscrowd = mode == "crowd"
+    return count
 
 
 def parse_file(path: Path, finder: ImageFinder) -> ImageRecord:
@@ -69,8 +99,18 @@ def parse_file(path: Path, finder: ImageFinder) -> ImageRecord:
     return ImageRecord(rel.as_posix(), width, height, objects)
 
 
-def convert(src: str | os.PathLike, images: str | os.PathLike, classes: str | None = None) -> tuple[list[ImageRecord], list[str] | None]:
-    """Records for every XML file under `src` (class order from --classes if given)."""
+def convert(src: str | os.PathLike, images: str | os.PathLike, classes: str | None = None,
+            difficult: str = "crowd") -> tuple[list[ImageRecord], list[str] | None]:
+    """Records for every XML file under `src` (class order from --classes if given).
+
+    difficult: "keep" (ordinary objects), "crowd" (iscrowd=1, ignored by COCOeval) or "skip" (left out).
+    """
+    if difficult not in DIFFICULT_MODES:
+        raise UserError(f"--difficult must be one of {', '.join(DIFFICULT_MODES)}, got '{difficult}'")
     finder = ImageFinder(images)
     records = [parse_file(path, finder) for path in xml_files(Path(src))]
+    count = apply_difficult(records, difficult)
+    if count and difficult != "keep":
+        done = "marked iscrowd=1 (COCOeval ignores them)" if difficult == "crowd" else "left out"
+        print(f"note: {count} difficult objects {done}; --difficult keep|crowd|skip chooses", file=sys.stderr)
     return records, read_class_names(classes) if classes else None

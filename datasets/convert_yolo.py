@@ -1,29 +1,36 @@
 """YOLO txt labels (one `<stem>.txt` per image, normalised cx cy w h, or polygons) to COCO records.
 
-Class names come from --classes, or data.yaml / classes.txt in or next to the labels folder.
+A labels folder with --images gives one file; a dataset root (data.yaml or images/ + labels/) one per split.
 """
 from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
 from datasets.errors import UserError
 from datasets.images import image_size
 from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
+from datasets.yolo_layout import find_data_yaml, label_path, read_layout
 
 CLASS_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")
 
 
-def find_classes_file(labels: Path) -> Path:
-    """The class list beside the labels; UserError saying how to give one if there is none."""
-    for folder in (labels, labels.parent):
+class UnmatchedLabels(UserError):
+    """Label files are there, and none of them belongs to an image."""
+
+
+def find_classes_file(folders: list[Path]) -> Path:
+    """The first class list in the folders; UserError saying how to give one if there is none."""
+    for folder in folders:
         for name in CLASS_FILES:
             if (folder / name).is_file():
                 return folder / name
-    raise UserError(f"no class names for {labels}: pass --classes FILE or put data.yaml / classes.txt next to the labels")
+    raise UserError(f"no class names in {folders[0]}: pass --classes FILE or put data.yaml / classes.txt there")
 
 
 def parse_numbers(tokens: list[str], where: str) -> list[float]:
@@ -72,27 +79,79 @@ def read_labels(path: Path, names: list[str], width: int, height: int) -> list[O
             for n, line in enumerate(lines, 1) if line.strip()]
 
 
-def label_path(labels: Path, image: Path) -> Path:
-    """Label file of an image: same relative path with .txt, or flat by stem."""
+def folder_label_path(labels: Path, image: Path) -> Path:
+    """Label file of an image in a labels folder: same relative path with .txt, or flat by stem."""
     nested = labels / image.with_suffix(".txt")
     return nested if nested.is_file() else labels / (image.stem + ".txt")
 
 
-def convert(src: str | os.PathLike, images: str | os.PathLike, classes: str | None = None) -> tuple[list[ImageRecord], list[str]]:
-    """Records for every image under `images`, labels from the `src` folder."""
-    labels = Path(src)
-    if not labels.is_dir():
-        raise UserError(f"--src {src}: expected the folder of YOLO .txt label files")
-    names = read_class_names(classes or find_classes_file(labels))
+def label_files(labels: Path) -> list[Path]:
+    """The .txt label files under a folder (class lists left out)."""
+    return sorted(p for p in labels.rglob("*.txt") if p.name not in CLASS_FILES) if labels.is_dir() else []
+
+
+def check_labels_used(labels: Path, used: set[Path], images: list[Path],
+                      example: tuple[Path, Path] | None) -> None:
+    """UserError if the folder holds label files and none belongs to an image; a warning for some left over."""
+    files = label_files(labels)
+    orphans = [p for p in files if p not in used]
+    where = ", ".join(map(str, images))
+    if files and len(orphans) == len(files):
+        hint = f" (the label of {example[0]} would be {example[1]})" if example else ""
+        raise UnmatchedLabels(f"none of the {len(files)} label files in {labels} matches an image in {where}{hint}")
+    if orphans:
+        print(f"warning: {len(orphans)} label files in {labels} have no image in {where} (first: {orphans[0]})",
+              file=sys.stderr)
+
+
+def read_split(images: Path, labels: Path, lookup: Callable[[Path], Path], names: list[str],
+               used: set[Path]) -> list[ImageRecord]:
+    """Records for every image under `images`; `lookup` gives an image's label file (added to `used`)."""
     finder = ImageFinder(images)
-    used: set[Path] = set()
     records = []
     for rel in tqdm(finder.files, desc="yolo", disable=None):
         width, height = image_size(finder.folder / rel)
-        path = label_path(labels, rel)
-        used.add(path)
+        path = lookup(rel)
+        if path.is_file():
+            used.add(path)
         records.append(ImageRecord(rel.as_posix(), width, height, read_labels(path, names, width, height)))
-    orphans = [p for p in labels.rglob("*.txt") if p not in used and p.name not in CLASS_FILES]
-    if orphans:
-        print(f"warning: {len(orphans)} label files have no image in {images} (first: {orphans[0]})", file=sys.stderr)
-    return records, names
+    example = (images / finder.files[0], lookup(finder.files[0])) if finder.files else None
+    check_labels_used(labels, used, [images], example)
+    return records
+
+
+def convert(src: str | os.PathLike, images: str | os.PathLike, classes: str | None = None) -> tuple[list[ImageRecord], list[str]]:
+    """Records for every image under `images`; labels from the `src` folder, or from `src`/labels."""
+    labels = Path(src)
+    if not labels.is_dir():
+        raise UserError(f"--src {src}: expected the folder of YOLO .txt label files, or a dataset root")
+    labels = labels / "labels" if (labels / "labels").is_dir() else labels
+    names = read_class_names(classes or find_classes_file([labels, labels.parent, labels.parent.parent]))
+    try:
+        return read_split(Path(images), labels, partial(folder_label_path, labels), names, set()), names
+    except UnmatchedLabels as exc:
+        if labels == Path(src) or not (find_data_yaml(Path(src)) or (Path(src) / "images").is_dir()):
+            raise
+        raise UnmatchedLabels(f"{exc}; to read the dataset root {src} split by split, leave out --images") from None
+
+
+def root_label_path(images: Path, rel: Path) -> Path:
+    return label_path(images / rel)
+
+
+def convert_root(src: str | os.PathLike,
+                 classes: str | None = None) -> tuple[list[tuple[str, Path, list[ImageRecord]]], list[str]]:
+    """(split, images folder, records) per split of a dataset root; labels found by Ultralytics' rule."""
+    if not Path(src).is_dir():
+        raise UserError(f"--src {src}: no such folder")
+    root = Path(os.path.abspath(src))
+    layout = read_layout(root)
+    names = read_class_names(classes or find_classes_file([root, root / "labels"]))
+    used: set[Path] = set()
+    splits, label_dirs = [], []
+    for name, images in layout:
+        label_dirs.append(label_path(images / "x").parent)
+        splits.append((name, images, read_split(images, label_dirs[-1], partial(root_label_path, images), names, used)))
+    if root / "labels" not in label_dirs:
+        check_labels_used(root / "labels", used, [images for _, images in layout], None)
+    return splits, names

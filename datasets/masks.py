@@ -1,7 +1,7 @@
 """`from-masks`: instance masks to COCO (polygons, or RLE where a hole makes polygons wrong).
 
 Two conventions: <stem>.png label images (0 = background, each value one instance, classes from
---categories) and binary masks named <image-stem>_<category>_<n>.png, one per instance.
+--category or --categories) and binary masks named <image-stem>_<category>_<n>.png, one per instance.
 """
 from __future__ import annotations
 
@@ -70,14 +70,23 @@ def load_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def value_category(labels: dict, stem: str, value: str) -> str | None:
+    """The category of a label value: the image's own mapping first, then "*"; in each the value, then "*"."""
+    for mapping in (labels.get(stem, {}), labels.get("*", {})):
+        name = mapping.get(value, mapping.get("*"))
+        if name is not None:
+            return name
+    return None
+
+
 def label_instances(path: Path, stem: str, size, labels: dict) -> list[tuple[str, np.ndarray]]:
     """(category, mask) per non-zero value of a label image."""
     if not labels:
-        raise UserError(f"{path}: label images need --categories mapping values to category names")
+        raise UserError(f"{path}: label images need --category NAME (one class for all) or --categories")
     mask = load_mask(path, size)
     instances = []
     for value in np.unique(mask[mask != 0]):
-        name = labels.get(stem, {}).get(str(value), labels.get("*", {}).get(str(value)))
+        name = value_category(labels, stem, str(value))
         if not isinstance(name, str):
             raise UserError(f"{path}: value {value} has no category in --categories (under \"{stem}\" or \"*\")")
         instances.append((name, mask == value))
@@ -108,13 +117,19 @@ def image_instances(files: list, stem: str, size: tuple[int, int], labels: dict)
     return instances
 
 
-def from_masks(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, categories: str | None = None) -> dict:
-    """COCO dict with one annotation per instance mask; bbox and area from the mask."""
+def from_masks(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, categories: str | None = None,
+               category: str | None = None) -> dict:
+    """COCO dict with one annotation per instance mask; bbox and area from the mask.
+
+    `category` names the one class of every label-image instance (instead of a `categories` file).
+    """
     images_dir, masks_dir = require_dir(images_dir, "--images"), require_dir(masks_dir, "--masks")
-    names, labels = read_mask_categories(categories)
+    if category is not None and not category.strip():
+        raise UserError("--category needs a non-empty name")
+    names, labels = (None, {"*": {"*": category}}) if category is not None else read_mask_categories(categories)
     plan = plan_masks(images_dir, masks_dir)
     if names is None:
-        found = {category for files in plan.values() for _, category, _ in files if category}
+        found = {cat for files in plan.values() for _, cat, _ in files if cat}
         found |= {n for mapping in labels.values() for n in mapping.values() if isinstance(n, str)}
         names = sorted(found)
     ids = {name: i for i, name in enumerate(names, 1)}
@@ -138,6 +153,6 @@ def from_masks(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, cate
 def run(args) -> None:
     """CLI: python -m datasets from-masks."""
     check_not_input(args.out, args.categories)
-    coco = from_masks(args.images, args.masks, args.categories)
+    coco = from_masks(args.images, args.masks, args.categories, args.category)
     save_coco(args.out, coco)
     print(f"wrote {args.out}: {len(coco['images'])} images, {len(coco['annotations'])} annotations")

@@ -18,12 +18,17 @@ from datasets.images import list_images
 
 @dataclass
 class ObjectRecord:
-    """One object: category name and box [x, y, w, h] in pixels, or polygons (box from them)."""
+    """One object: category name and box [x, y, w, h] in pixels, or polygons (box from them).
+
+    `attributes` (VOC's difficult, truncated, occluded) go into the annotation as they are.
+    """
 
     category: str
     bbox: list[float]
     polygons: list[list[float]] | None = None
     where: str = ""
+    iscrowd: bool = False
+    attributes: dict | None = None
 
 
 @dataclass
@@ -111,6 +116,7 @@ def records_to_coco(records: list[ImageRecord], class_names: list[str] | None = 
                 area, segmentation = box[2] * box[3], box_polygon(*box)
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": ids[obj.category],
-                "iscrowd": 0, "segmentation": segmentation, "area": round(float(area), 3), "bbox": box,
+                "iscrowd": int(obj.iscrowd), "segmentation": segmentation, "area": round(float(area), 3), "bbox": box,
+                **({"attributes": dict(obj.attributes)} if obj.attributes else {}),
             })
     return new_coco(images, annotations, categories_from_names(names))

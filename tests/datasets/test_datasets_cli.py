@@ -39,6 +39,20 @@ def run_cli(*args):
                       "--categories", t / "labels/classes.txt"], "is also an input"),
     (lambda t, p, i: ["synth", "--out", t / "o", "--num-images", "0"], "--num-images must be at least 1"),
     (lambda t, p, i: ["split", p], "required: --out"),
+    (lambda t, p, i: ["export", "--to", "yolo", "--split", f"training={p}", "--images", i, "--out", t / "o"],
+     "--split training="),
+    (lambda t, p, i: ["export", "--to", "yolo", "--split", f"train={p}", "--split", f"val={p}", "--images", i,
+                      "--out", t / "o"], "is also in the train split"),
+    (lambda t, p, i: ["export", "--to", "voc", "--annotations", p, "--images", i, "--out", t / "o", "--segments"],
+     "--segments applies to --to yolo only"),
+    (lambda t, p, i: ["export", "--to", "yolo", "--annotations", p, "--images", t / "labels", "--out", t / "o"],
+     "image 000000.png not found in"),
+    (lambda t, p, i: ["convert", "--from", "voc", "--src", t / "bad.xml", "--out", t / "o.json"],
+     "--from voc needs --images"),
+    (lambda t, p, i: ["convert", "--from", "yolo", "--src", t / "labels", "--images", i, "--out", t / "o.json",
+                      "--difficult", "skip"], "--difficult applies to --from voc only"),
+    (lambda t, p, i: ["convert", "--from", "yolo", "--src", t / "labels", "--out", t / "o.json"],
+     "no data.yaml and no images/ folder"),
 ])
 def test_bad_input_is_one_line_and_status_1(shapes, tmp_path, capsys, make_args, message):
     path, images, data = shapes

@@ -29,13 +29,18 @@ def assert_same_boxes(before, after, tolerance):
         assert np.abs(np.array([x for _, x in a[name]]) - np.array([x for _, x in b[name]])).max() <= tolerance
 
 
-@pytest.mark.parametrize("fmt,src,tolerance", [("yolo", "labels", 0.01), ("voc", "Annotations", 0.0)])
-def test_round_trip_keeps_every_box(shapes, tmp_path, fmt, src, tolerance):
+@pytest.mark.parametrize("fmt,src,exported_images,tolerance", [
+    ("yolo", "labels/train", "images/train", 0.01),
+    ("voc", "Annotations", None, 0.0),  # VOC's JPEGImages hold re-encoded copies; the XML finds the PNG by stem
+])
+def test_round_trip_keeps_every_box(shapes, tmp_path, fmt, src, exported_images, tolerance):
     path, images, data = shapes
     out = tmp_path / fmt
     assert main(["export", "--to", fmt, "--annotations", str(path), "--images", str(images), "--out", str(out)]) == 0
     back = tmp_path / f"{fmt}.json"
-    assert main(["convert", "--from", fmt, "--src", str(out / src), "--images", str(images), "--out", str(back)]) == 0
+    read_from = out / exported_images if exported_images else images
+    assert main(["convert", "--from", fmt, "--src", str(out / src), "--images", str(read_from),
+                 "--out", str(back)]) == 0
     converted = json.loads(back.read_text())
     assert [c["name"] for c in converted["categories"]] == ["circle", "square", "triangle"]
     assert len(converted["images"]) == len(data["images"])
@@ -53,7 +58,7 @@ def test_yolo_round_trip_fractional_boxes(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(data))
     assert main(["export", "--to", "yolo", "--annotations", str(tmp_path / "a.json"), "--images", str(images),
                  "--out", str(tmp_path / "y")]) == 0
-    back = convert_to_coco("yolo", tmp_path / "y/labels", images)
+    back = convert_to_coco("yolo", tmp_path / "y/labels/train", images)
     assert np.allclose(back["annotations"][0]["bbox"], [3.25, 4.5, 20.75, 30.125], atol=1e-3)
     assert back["annotations"][0]["category_id"] == 2
 

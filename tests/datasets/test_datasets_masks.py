@@ -103,7 +103,7 @@ def test_polygons_are_exact_for_random_masks():
 @pytest.mark.parametrize("case,message", [
     ("bad_name", "name is neither"),
     ("wrong_size", "mask is 10x10, its image is 80x64"),
-    ("no_mapping", "label images need --categories"),
+    ("no_mapping", "label images need --category NAME (one class for all) or --categories"),
 ])
 def test_bad_masks_are_user_errors(folders, tmp_path, capsys, case, message):
     images, masks = folders
@@ -117,3 +117,50 @@ def test_bad_masks_are_user_errors(folders, tmp_path, capsys, case, message):
     assert main(["from-masks", "--images", str(images), "--masks", str(masks), "--out", str(out)]) == 1
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def nuclei(count, shape=(64, 80), seed=0):
+    """A label image with `count` small discs, values 1..count (uint16, as Cellpose and StarDist write)."""
+    rng = np.random.default_rng(seed)
+    label = np.zeros(shape, np.uint16)
+    for value in range(1, count + 1):
+        x, y = int(rng.integers(2, shape[1] - 2)), int(rng.integers(2, shape[0] - 2))
+        cv2.circle(label, (x, y), 2, int(value), -1)
+    return label
+
+
+def test_one_class_label_image_with_category(folders, tmp_path, coco_readers):
+    images, masks = folders
+    label = nuclei(125)
+    cv2.imwrite(str(masks / "img_a.png"), label)
+    out = tmp_path / "nuclei.json"
+    assert main(["from-masks", "--images", str(images), "--masks", str(masks), "--out", str(out),
+                 "--category", "nucleus"]) == 0
+    data = json.loads(out.read_text())
+    values = [v for v in np.unique(label) if v]  # later discs may cover earlier ones
+    assert data["categories"] == [{"id": 1, "name": "nucleus", "supercategory": "object"}]
+    check_instances(out, [("nucleus", label == v) for v in values])
+    assert len(data["annotations"]) == len(values) > 100
+    coco_readers(out, images)
+
+
+def test_star_value_means_every_other_value(folders, tmp_path):
+    images, masks = folders
+    label = nuclei(6, seed=1)
+    cv2.imwrite(str(masks / "img_a.png"), label)
+    cv2.imwrite(str(masks / "img_b.png"), nuclei(3, seed=2))
+    mapping = {"labels": {"*": {"1": "big", "*": "small"}, "img_b": {"*": "other"}}}
+    (tmp_path / "cats.json").write_text(json.dumps(mapping))
+    data = from_masks(images, masks, str(tmp_path / "cats.json"))
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    by_image = [[names[a["category_id"]] for a in data["annotations"] if a["image_id"] == i] for i in (1, 2)]
+    assert by_image[0] == ["big"] + ["small"] * (len(np.unique(label)) - 2)
+    assert by_image[1] == ["other"] * 3
+
+
+def test_category_and_categories_together_are_refused(folders, tmp_path, capsys):
+    images, masks = folders
+    (tmp_path / "cats.json").write_text("[]")
+    assert main(["from-masks", "--images", str(images), "--masks", str(masks), "--out", str(tmp_path / "o.json"),
+                 "--category", "cell", "--categories", str(tmp_path / "cats.json")]) == 1
+    assert "not allowed with argument" in capsys.readouterr().err
