@@ -29,13 +29,14 @@ from detection.engine.trainer import Trainer  # noqa: E402
 from detection.models import build_detector  # noqa: E402
 
 SIZE = 128  # the synthetic images' size, and the input size of every family here (as in the demo)
-RECIPES = {"faster_rcnn": "demo.yaml", "ssd": "ssd_tiny.yaml", "yolo": "yolo_tiny.yaml"}
-# The same training settings for every family; what differs is the model section of its recipe.
-SHARED = {"data.input_size": SIZE, "data.num_workers": 0, "train.epochs": 12, "train.batch_size": 8,
-          "train.eval_every": 0, "data.augment.scale_min": 0.8, "data.augment.scale_max": 1.2,
-          "data.augment.color": 0.3}
-FAMILY = {"faster_rcnn": {}, "ssd": {"model.neck_levels": 4, "train.lr": 0.02, "train.warmup_iters": 50},
-          "yolo": {"train.lr": 0.02, "train.warmup_iters": 50}}
+RECIPES = {"faster_rcnn": "demo.yaml", "ssd": "ssd_tiny.yaml", "yolo": "demo_yolo.yaml"}
+# The same data, augmentation and budget for every family: as many epochs as fit (the schedule is fitted to
+# the budget), one evaluation at the end. What differs is each recipe's model and optimizer settings.
+SHARED = {"data.input_size": SIZE, "data.num_workers": 0, "train.epochs": 500, "train.batch_size": 8,
+          "train.eval_every": 0, "data.augment.hflip": 0.5, "data.augment.scale_min": 0.8,
+          "data.augment.scale_max": 1.2, "data.augment.color": 0.3}
+FAMILY = {"faster_rcnn": {}, "ssd": {"model.neck_levels": 4, "train.lr": 0.02, "train.warmup_iters": 100},
+          "yolo": {}}
 
 
 def build_data(tmp: Path, images: int) -> Path:

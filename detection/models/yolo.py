@@ -111,9 +111,19 @@ class YOLO(Detector):
             balance = opts.level_balance[level] if level < len(opts.level_balance) else 1.0
             obj_terms.append(balance * F.binary_cross_entropy_with_logits(pred[..., 4], objectness))
         zero = preds[0].sum() * 0
-        return {"loss_box": opts.box_weight * (sum(box_terms) if box_terms else zero),
-                "loss_objectness": opts.objectness_weight * sum(obj_terms),
-                "loss_classifier": opts.class_weight * (sum(cls_terms) if cls_terms else zero)}
+        gains = self.loss_gains(preds)
+        return {"loss_box": gains["box"] * (sum(box_terms) if box_terms else zero),
+                "loss_objectness": gains["objectness"] * sum(obj_terms),
+                "loss_classifier": gains["class"] * (sum(cls_terms) if cls_terms else zero)}
+
+    def loss_gains(self, preds: list[torch.Tensor]) -> dict[str, float]:
+        """YOLOv5's scaling of the weights: by 3 / levels, objectness by (S / 640)^2, class by K / 80, and the
+        sum by the batch size (per-image losses add up, so lr needs no change with the batch)."""
+        opts, levels, batch = self.options, len(preds), preds[0].shape[0]
+        side = preds[0].shape[2] * self.strides[0]  # the batch's input size (multi-scale batches differ)
+        common = 3 / levels * batch
+        return {"box": opts.box_weight * common, "objectness": opts.objectness_weight * (side / 640) ** 2 * common,
+                "class": opts.class_weight * self.num_classes / 80 * common}
 
     def detect(self, preds: list[torch.Tensor]) -> list[dict]:
         """Per image: every anchor's boxes and per-class scores, the best pre_nms_top_k, then the shared postprocess."""
