@@ -91,6 +91,8 @@ class TrainConfig:
     eval_every: int = 1  # epochs; 0 disables evaluation during training
     log_every: int = 20  # iterations
     max_minutes: float = 0.0  # stop after this many minutes (0: no limit); still evaluates and saves
+    plots: bool = True  # results.png each epoch; pr_curves, confusion_matrix, val_predictions each evaluation
+    tensorboard: bool = False  # scalars into OUTPUT_DIR/tb/ (needs the tensorboard package)
 
 
 @dataclass
