@@ -203,6 +203,19 @@ def test_eval_cli_bad_picture_options(tmp_path, capsys, tiny_checkpoint, shapes_
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
+def test_labels_of_overlapping_boxes_do_not_cover_each_other():
+    from datasets.draw import label_size
+    from detection.utils.draw import free_anchor
+
+    taken: list = []
+    box = ((50, 50), (150, 150))
+    height = label_size("cat 0.90")[1]
+    anchors = [free_anchor((200, 200, 3), text, *box, taken) for text in ("cat 0.90", "dog 0.40", "cat 0.30")]
+    assert anchors == [50, 50 + height, 150 + height]  # above the box, inside its top, below it
+    assert free_anchor((200, 200, 3), "dog 0.20", *box, taken) is None  # no room left: no label
+    assert free_anchor((200, 200, 3), "far", (160, 5), (190, 40), taken) == height  # kept inside the image top
+
+
 # ---- python -m detection.plot ------------------------------------------------------------------
 
 def test_plot_cli_compares_runs(tmp_path, capsys, tiny_checkpoint):
