@@ -39,21 +39,22 @@ class Evaluation:
 
 def evaluate_results(coco: COCO, results: list[dict], images_dir: str | Path | None = None,
                      plots: str | Path | None = None, score_threshold: float = SCORE_THRESHOLD) -> Evaluation:
-    """Score COCO `results` against `coco`; with `plots` (a folder) also draw the pictures there, reading
-    the gallery's images from `images_dir`. `score_threshold` is the confusion matrix's and the gallery's."""
+    """Score COCO `results` against `coco`; with `plots` (a folder) also draw the pictures there, the
+    gallery only with `images_dir` (where its images are). `score_threshold` is the confusion matrix's and
+    the gallery's."""
     evaluator, table = run_cocoeval(coco, results)
     names = [coco.cats[c]["name"] for c in sorted(coco.getCatIds())]
     counts = confusion_matrix(coco, results, score_threshold, IOU_THRESHOLD)
     found = Evaluation(metrics_of(evaluator), table, per_class_ap(coco, evaluator),
                        confusion_record(counts, names, score_threshold), len(coco.getImgIds()))
     if plots is not None:
-        write_pictures(Path(plots), coco, results, evaluator, found, Path(images_dir or "."))
+        write_pictures(Path(plots), coco, results, evaluator, found, Path(images_dir) if images_dir else None)
     return found
 
 
 def write_pictures(out: Path, coco: COCO, results: list[dict], evaluator: COCOeval | None, found: Evaluation,
-                   images_dir: Path) -> None:
-    """pr_curves.png, confusion_matrix.png and val_predictions.jpg into `out`, each written atomically."""
+                   images_dir: Path | None) -> None:
+    """pr_curves.png, confusion_matrix.png and (with `images_dir`) val_predictions.jpg into `out`, atomically."""
     from detection.viz.gallery import gallery
     from detection.viz.matrix import confusion_figure
     from detection.viz.pr import pr_figure
@@ -67,8 +68,9 @@ def write_pictures(out: Path, coco: COCO, results: list[dict], evaluator: COCOev
     counts = np.array(found.confusion["counts"])
     save_figure(confusion_figure(counts, names, found.confusion["score_threshold"], IOU_THRESHOLD),
                 out / "confusion_matrix.png")
-    items = gallery_items(coco, results, images_dir)
-    write_image(out / "val_predictions.jpg", gallery(items, found.confusion["score_threshold"]))
+    if images_dir is not None:
+        items = gallery_items(coco, results, images_dir)
+        write_image(out / "val_predictions.jpg", gallery(items, found.confusion["score_threshold"]))
 
 
 def pr_arrays(evaluator: COCOeval | None, per_class: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,9 @@ def pr_figure(recall: np.ndarray, precision: np.ndarray, names: list[str], ap50:
         mean = precision[:, defined].clip(0, 1).mean(axis=1)
         mean_ap = float(np.mean([ap50[k] for k in defined]))
         ax.plot(recall, mean, color="black", linewidth=3, label=f"all classes  {mean_ap:.3f} mAP@0.5")
+    if not any(ap50[k] for k in defined):  # every curve lies on the axis: say why
+        ax.text(0.5, 0.5, "no detection matches an object at IoU 0.5", ha="center", va="center", fontsize=12,
+                color="dimgray", transform=ax.transAxes)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall")

@@ -279,7 +279,8 @@ def test_tensorboard_scalars_and_plots_off(tmp_path):
     events.Reload()
     tags = set(events.Tags()["scalars"])
     epoch = [r for r in read_jsonl(out / "metrics.jsonl") if r["type"] == "epoch"][-1]
-    per_class = {f"val_{key}/{r['category']}" for r in epoch["per_class"] for key in ("AP", "AP50") if r[key] is not None}
+    per_class = {f"val_{key}/{r['category']}" for r in epoch["per_class"] for key in ("AP", "AP50")
+                 if r[key] is not None}
     assert len(per_class) >= 4
     assert {"train/loss", "train/loss_classifier", "train/lr", "epoch/loss", "epoch/lr", "val/bbox_mAP",
             "val/bbox_mAP_50", *per_class} <= tags
