@@ -23,9 +23,18 @@ def color_of(category_id: int) -> tuple[int, int, int]:
     return (b, g, r)
 
 
+LABEL_SCALE, LABEL_THICKNESS = 0.5, 1
+
+
+def label_size(text: str) -> tuple[int, int]:
+    """Width and height in pixels of the filled box `put_label` draws for `text`."""
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, LABEL_SCALE, LABEL_THICKNESS)
+    return tw + 4, th + base + 2
+
+
 def put_label(image: np.ndarray, text: str, x: int, y: int, color) -> None:
     """Text on a filled box just above (x, y), or inside the image top when there is no room."""
-    scale, thickness = 0.5, 1
+    scale, thickness = LABEL_SCALE, LABEL_THICKNESS
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     y = max(y, th + base + 2)
     cv2.rectangle(image, (x, y - th - base - 2), (x + tw + 4, y), color, -1)

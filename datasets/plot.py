@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.atomic import atomic_open
+from datasets.errors import UserError
 
 
 def class_panel(ax, stats: dict) -> None:
@@ -59,20 +60,39 @@ def centre_panel(ax, data: dict) -> None:
     ax.set_title("box centres (fraction of image)")
 
 
-def plot_stats(data: dict, stats: dict, path: str | os.PathLike) -> None:
-    """Write the 2x2 overview figure to `path`."""
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Write a matplotlib figure atomically, in the format its suffix names, then close it."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_SUFFIXES:
+        raise UserError(f"{path}: cannot write a figure as {suffix or 'a file without suffix'!r}; "
+                        f"use one of {', '.join(FIGURE_SUFFIXES)}")
+    try:
+        with atomic_open(path, "wb") as handle:
+            fig.savefig(handle, format=suffix.lstrip(".").replace("jpg", "jpeg"), dpi=dpi)
+    finally:
+        pyplot().close(fig)
+
+
+def plot_stats(data: dict, stats: dict, path: str | os.PathLike) -> None:
+    """Write the 2x2 overview figure to `path`."""
+    fig, axes = pyplot().subplots(2, 2, figsize=(12, 9))
     class_panel(axes[0, 0], stats)
     size_panel(axes[0, 1], data, stats)
     per_image_panel(axes[1, 0], data)
     centre_panel(axes[1, 1], data)
     fig.suptitle(f"{stats['images']} images, {stats['annotations']} annotations, {stats['categories']} categories")
     fig.tight_layout()
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format=Path(path).suffix.lstrip(".").lower().replace("jpg", "jpeg"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

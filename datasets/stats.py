@@ -70,9 +70,9 @@ def run(args) -> None:
     else:
         print_stats(stats)
     if args.plot:
-        from datasets.plot import plot_stats
+        from datasets.plot import FIGURE_SUFFIXES, plot_stats
 
-        if Path(args.plot).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+        if Path(args.plot).suffix.lower() not in FIGURE_SUFFIXES:
             raise UserError(f"--plot {args.plot}: use a .png, .jpg, .pdf or .svg file name")
         check_not_input(args.plot, args.file)
         plot_stats(data, stats, args.plot)

@@ -97,6 +97,8 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop after this many minutes (0: no limit); still evaluates and saves
     ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0: off)
     ema_warmup: int = 2000  # steps over which the EMA decay ramps up to `ema`
+    plots: bool = True  # results.png each epoch; pr_curves, confusion_matrix, val_predictions each evaluation
+    tensorboard: bool = False  # scalars into OUTPUT_DIR/tb/ (needs the tensorboard package)
 
 
 @dataclass

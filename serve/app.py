@@ -12,7 +12,7 @@ import numpy as np
 import ray
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
@@ -20,6 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from serve.decode import IMAGE_CONTENT_TYPES, DecodeLimits, ImageError, decode_image
+from serve.drawn import (ANSWER_HEADER, COUNT_HEADER, HEADER_LIMIT, OMITTED_HEADER, answer_headers, drawn_jpeg,
+                         wants_jpeg)
 from serve.model import ModelServer
 from serve.options import ServiceOptions
 from serve.schemas import BatchResponse, DetectResponse, ErrorResponse, Health, ImageResult, ModelsResponse
@@ -90,9 +92,24 @@ BATCH_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data
         "images": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 503)}
 
+
+def _header(description: str) -> dict:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+DRAWN = {200: {
+    "description": "The detections as JSON; with `draw=true` or `Accept: image/jpeg`, the image instead, as a "
+                   "JPEG of its own width and height with boxes and labels drawn (as `detection.predict` draws).",
+    "content": {"image/jpeg": _binary("the drawn image (drawn answers)")},
+    "headers": {
+        ANSWER_HEADER: _header(f"drawn answers: the JSON answer (ASCII), when it fits in {HEADER_LIMIT} bytes"),
+        OMITTED_HEADER: _header(f"drawn answers: why {ANSWER_HEADER} is left out (the JSON is too long)"),
+        COUNT_HEADER: _header("drawn answers: the number of detections drawn")}}}
+
 ScoreThreshold = Query(0.05, ge=0.0, le=1.0, description="keep detections scoring at least this")
 MaxDetections = Query(100, ge=1, le=1000, description="at most this many detections per image")
 ModelName = Query(None, description="model name (see GET /v1/models); the default model if left out")
+Draw = Query(False, description="answer with the image as JPEG, detections drawn (as Accept: image/jpeg does)")
 
 
 def media_type(request: Request) -> str:
@@ -191,10 +208,13 @@ class DetectIngress:
             raise ApiError(500, "inference_failed", f"model {name!r} failed on this image: "
                            f"{str(exc).strip().splitlines()[-1][:300]}") from None
 
-    @api.post("/v1/detect", response_model=DetectResponse, responses=ERRORS, openapi_extra=DETECT_BODY)
+    @api.post("/v1/detect", response_model=DetectResponse, responses={**ERRORS, **DRAWN},
+              openapi_extra=DETECT_BODY)
     async def detect(self, request: Request, score_threshold: float = ScoreThreshold,
-                     max_detections: int = MaxDetections, model: str | None = ModelName) -> DetectResponse:
-        """Detect objects in one image sent as the raw body or as multipart field `image`."""
+                     max_detections: int = MaxDetections, model: str | None = ModelName,
+                     draw: bool = Draw) -> DetectResponse | Response:
+        """Detect objects in one image sent as the raw body or as multipart field `image`; with draw=true or
+        Accept: image/jpeg, answer with the image as JPEG, detections drawn, and the JSON in X-Detect-Answer."""
         start = time.perf_counter()
         self.authorize(request)
         name, handle = self.model(model)
@@ -209,9 +229,13 @@ class DetectIngress:
             file_name, data = files["image"]
         image = await self.decode(data)
         out = await self.run_model(name, handle, image, score_threshold, max_detections)
-        return DetectResponse(model=name, version=out["version"], width=image.shape[1], height=image.shape[0],
-                              detections=out["detections"], batch_size=out["batch_size"], file_name=file_name,
-                              time_ms=round((time.perf_counter() - start) * 1000, 2))
+        answer = DetectResponse(model=name, version=out["version"], width=image.shape[1], height=image.shape[0],
+                                detections=out["detections"], batch_size=out["batch_size"], file_name=file_name,
+                                time_ms=round((time.perf_counter() - start) * 1000, 2))
+        if not wants_jpeg(draw, request.headers.get("accept", "")):
+            return answer
+        jpeg = await asyncio.to_thread(drawn_jpeg, image, out["detections"])
+        return Response(jpeg, media_type="image/jpeg", headers=answer_headers(answer.model_dump()))
 
     @api.post("/v1/detect/batch", response_model=BatchResponse, responses=ERRORS, openapi_extra=BATCH_BODY)
     async def detect_batch(self, request: Request, score_threshold: float = ScoreThreshold,

@@ -54,6 +54,10 @@ class DetectClient:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._send(method, path, **kwargs).json()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The response; ServiceError for a 4xx or 5xx answer."""
         response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
         if response.status_code >= 400:
             try:
@@ -62,7 +66,7 @@ class DetectClient:
             except ValueError:
                 error, detail = "error", response.text[:500]
             raise ServiceError(response.status_code, error, str(detail))
-        return response.json()
+        return response
 
     @staticmethod
     def _params(score_threshold: float | None, max_detections: int | None, model: str | None) -> dict:
@@ -75,6 +79,13 @@ class DetectClient:
         data, content_type, _ = encode_image(image)
         return self._call("POST", "/v1/detect", data=data, headers={"Content-Type": content_type},
                           params=self._params(score_threshold, max_detections, model))
+
+    def draw(self, image: ImageInput, score_threshold: float | None = None, max_detections: int | None = None,
+             model: str | None = None) -> bytes:
+        """The image as JPEG bytes (its own width and height) with the detections drawn."""
+        data, content_type, _ = encode_image(image)
+        return self._send("POST", "/v1/detect", data=data, params=self._params(score_threshold, max_detections, model),
+                          headers={"Content-Type": content_type, "Accept": "image/jpeg"}).content
 
     def detect_batch(self, images: list[ImageInput], score_threshold: float | None = None,
                      max_detections: int | None = None, model: str | None = None) -> dict:

@@ -21,10 +21,11 @@ METRIC_NAMES = [
 ]
 
 
-def coco_metrics(coco_gt: COCO, results: list[dict]) -> tuple[dict, str]:
-    """COCOeval bbox on `results` (COCO results format) -> ({name: value}, printed table)."""
+def run_cocoeval(coco_gt: COCO, results: list[dict]) -> tuple[COCOeval | None, str]:
+    """COCOeval bbox on `results` (COCO results format), evaluated, accumulated and summarised -> (the
+    COCOeval, with its `stats` and `eval["precision"]`; printed table). None when there are no results."""
     if not results:
-        return {name: 0.0 for name in METRIC_NAMES}, "no detections: every metric is 0\n"
+        return None, "no detections: every metric is 0\n"
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         coco_dt = coco_gt.loadRes([dict(r) for r in results])
@@ -33,8 +34,20 @@ def coco_metrics(coco_gt: COCO, results: list[dict]) -> tuple[dict, str]:
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    stats = [float(v) for v in np.asarray(evaluator.stats)]
-    return dict(zip(METRIC_NAMES, stats)), _summary_lines(buffer.getvalue())
+    return evaluator, _summary_lines(buffer.getvalue())
+
+
+def metrics_of(evaluator: COCOeval | None) -> dict[str, float]:
+    """The 12 COCOeval numbers by name (all 0 for None: no detections)."""
+    if evaluator is None:
+        return {name: 0.0 for name in METRIC_NAMES}
+    return dict(zip(METRIC_NAMES, (float(v) for v in np.asarray(evaluator.stats))))
+
+
+def coco_metrics(coco_gt: COCO, results: list[dict]) -> tuple[dict, str]:
+    """COCOeval bbox on `results` (COCO results format) -> ({name: value}, printed table)."""
+    evaluator, table = run_cocoeval(coco_gt, results)
+    return metrics_of(evaluator), table
 
 
 def _summary_lines(text: str) -> str:

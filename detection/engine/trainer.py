@@ -17,7 +17,8 @@ from detection.data import CocoDetection, build_transform, collate
 from detection.data.multiscale import batch_size_for, rescale_batch
 from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from detection.engine.ema import build_ema
-from detection.engine.evaluator import evaluate
+from detection.engine.evaluator import predict_loader
+from detection.engine.run_report import RunReport
 from detection.errors import UserError
 from detection.models import build_detector
 from detection.utils.device import resolve_device, seed_everything
@@ -66,6 +67,7 @@ class Trainer:
     def __init__(self, cfg: Config, resume: bool = False, progress: bool = True) -> None:
         self.cfg, self.progress, self.resumed = cfg, progress, resume
         self.out = Path(cfg.output_dir)
+        self.run_report = RunReport(self.out, cfg.train.plots, cfg.train.tensorboard)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         self.train_set, self.val_set = self._datasets()
@@ -117,18 +119,20 @@ class Trainer:
         seed_everything(seed)
         self.train_set.transform.set_random_seed(seed)
         self.model.train()
-        start, seen, total_loss = time.time(), 0, 0.0
+        start, seen, sums = time.time(), 0, {}
         bar = tqdm(self.loader(self.train_set, True, seed), desc=f"epoch {self.epoch + 1}/{self.epochs}",
                    disable=None if self.progress else True, leave=False)  # None: off when not a terminal
         for images, targets in bar:
             losses = self.train_step(images, targets)
             seen += len(images)
-            total_loss += losses["loss"]
+            sums = {k: sums.get(k, 0.0) + v for k, v in losses.items() if k != "lr"}
             bar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{losses['lr']:.4g}")
             if self.step % self.cfg.train.log_every == 0:
                 self.log({"type": "train", "epoch": self.epoch + 1, "step": self.step, **losses})
         seconds = time.time() - start
-        return {"type": "epoch", "epoch": self.epoch + 1, "loss": round(total_loss / max(1, len(bar)), 5),
+        means = {k: round(v / max(1, len(bar)), 5) for k, v in sums.items()}  # loss and each loss term
+        return {"type": "epoch", "epoch": self.epoch + 1, **means,
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": round(seconds, 2), "images_per_s": round(seen / max(seconds, 1e-9), 2)}
 
     def train_step(self, images: torch.Tensor, targets: list[dict]) -> dict:
@@ -162,6 +166,7 @@ class Trainer:
     def log(self, record: dict) -> None:
         with open(self.out / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
+        self.run_report.record(record)
 
     def start_log(self) -> None:
         """A fresh run starts metrics.jsonl empty; a resumed one keeps only the epochs its checkpoint holds."""
@@ -186,10 +191,12 @@ class Trainer:
             self.epoch += 1
             self.seconds += record["seconds"]
             self.fit_time_budget()
-            metrics = self.evaluate() if self.should_evaluate() else {}
-            self.log({**record, **metrics})
+            evaluation = self.evaluate() if self.should_evaluate() else {}
+            metrics = {k: v for k, v in evaluation.items() if k != "per_class"}
+            self.log({**record, **evaluation})
             self.save(metrics)
             self.report(record, metrics)
+        self.run_report.close()
         return self.metrics
 
     def report(self, record: dict, metrics: dict) -> None:
@@ -215,9 +222,13 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def evaluate(self) -> dict:
+        """The 12 COCO numbers on the val set, plus "per_class" (AP, AP50, AP75 of each category); the
+        run report draws the evaluation's pictures."""
         loader = self.loader(self.val_set, False, self.cfg.seed)
-        metrics = evaluate(self.inference_model, loader, self.device, progress=self.progress)
-        return {k: round(v, 5) for k, v in metrics.items()}
+        results = predict_loader(self.inference_model, loader, self.val_set.categories, self.device,
+                                 progress=self.progress)
+        found = self.run_report.evaluation(self.val_set.coco, self.val_set.images_dir, results)
+        return {k: v for k, v in found.record().items() if k != "confusion_matrix"}
 
     def save(self, metrics: dict) -> None:
         """last.pt every epoch (with optimizer state); best.pt when bbox_mAP improves (or no val set)."""

@@ -109,10 +109,22 @@ def test_train_cli_overrides_after_option(tmp_path, capsys):
 def test_eval_cli_writes_metrics(tmp_path, capsys, tiny_checkpoint, shapes_dir):
     out = tmp_path / "m" / "metrics.json"
     code = eval_main(["--checkpoint", str(tiny_checkpoint), "--annotations", str(shapes_dir / "annotations.json"),
-                      "--images", str(shapes_dir / "images"), "--out", str(out), "--device", "cpu"])
+                      "--images", str(shapes_dir / "images"), "--out", str(out), "--device", "cpu",
+                      "--plots", str(tmp_path / "plots"), "--confusion-score", "0.01"])
     assert code == 0
-    metrics = json.loads(out.read_text())
+    written = json.loads(out.read_text())
+    metrics = {k: v for k, v in written.items() if k not in ("per_class", "confusion_matrix")}
     assert METRIC_KEYS <= metrics.keys() and len(metrics) == 12
+    assert [r["category"] for r in written["per_class"]] == ["circle", "square", "triangle"]
+    assert {"category", "category_id", "AP", "AP50", "AP75"} <= written["per_class"][0].keys()
+    confusion = written["confusion_matrix"]
+    assert confusion["labels"] == ["circle", "square", "triangle", "background"]
+    assert confusion["score_threshold"] == 0.01 and confusion["iou_threshold"] == 0.5
+    instances = sum(1 for a in json.loads((shapes_dir / "annotations.json").read_text())["annotations"]
+                    if not a.get("iscrowd"))
+    assert sum(sum(row) for row in confusion["counts"][:3]) == instances  # every object matched or missed
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png", "pr_curves.png",
+                                                                      "val_predictions.jpg"]
     # the same numbers as evaluating the checkpoint in-process
     from detection.data import CocoDetection, build_transform, collate
     from detection.engine.checkpoint import build_from_checkpoint
@@ -125,6 +137,9 @@ def test_eval_cli_writes_metrics(tmp_path, capsys, tiny_checkpoint, shapes_dir):
     assert metrics == {k: round(v, 5) for k, v in evaluate(model, loader, torch.device("cpu")).items()}
     printed = capsys.readouterr().out
     assert "Average Precision" in printed
+    table = printed[printed.index("category  images  instances"):].splitlines()
+    assert [line.split()[0] for line in table[1:5]] == ["all", "circle", "square", "triangle"]
+    assert float(table[1].split()[3]) == pytest.approx(metrics["bbox_mAP"], abs=5e-4)
     assert json.loads(printed.strip().splitlines()[-1]) == metrics
 
 

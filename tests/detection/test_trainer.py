@@ -230,7 +230,8 @@ def test_written_files_honour_the_umask(tmp_path, tiny_data):
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "modes").iterdir()}
-    assert modes == {"config.yaml": 0o644, "metrics.jsonl": 0o644, "last.pt": 0o644, "best.pt": 0o644}
+    assert modes == {"config.yaml": 0o644, "metrics.jsonl": 0o644, "last.pt": 0o644, "best.pt": 0o644,
+                     "results.png": 0o644}
 
 
 def test_ema_follows_the_ramped_formula():

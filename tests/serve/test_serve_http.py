@@ -120,6 +120,46 @@ def test_answers_match_detection_predict(service, tiny_checkpoint, shapes_image,
     assert_same_detections(client["detections"], expected)
 
 
+def drawn_request(url: str, data: bytes, how: str) -> requests.Response:
+    """POST /v1/detect asking for the drawn answer by ?draw=true or by Accept: image/jpeg."""
+    params = {"score_threshold": THRESHOLD, **({"draw": "true"} if how == "query" else {})}
+    headers = {"Content-Type": "image/png", **({"Accept": "image/jpeg"} if how == "accept" else {})}
+    return requests.post(f"{url}/v1/detect", data=data, params=params, headers=headers, timeout=60)
+
+
+def test_drawn_answer_is_a_jpeg_of_the_original_size(service, shapes_image):
+    from detection.utils.draw import draw_detections
+
+    bgr = cv2.imread(str(shapes_image))
+    wide = np.ascontiguousarray(np.concatenate([bgr, bgr[:, :72]], axis=1))  # 200 x 128: not the model's square
+    png = cv2.imencode(".png", wide)[1].tobytes()
+    answer = post(service, png, score_threshold=THRESHOLD).json()
+    assert answer["detections"]
+    for how in ("query", "accept"):
+        response = drawn_request(service, png, how)
+        assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg", how
+        drawn = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+        assert drawn is not None and drawn.shape == wide.shape  # original width and height, not enlarged
+        header = json.loads(response.headers["X-Detect-Answer"])
+        assert (header["model"], header["width"], header["height"]) == ("a", 200, 128)
+        assert_same_detections(header["detections"], answer["detections"])
+        assert int(response.headers["X-Detections-Count"]) == len(answer["detections"])
+        expected = draw_detections(wide, header["detections"], enlarge=False)  # detection.predict's drawing
+        boxes = np.any(expected != wide, axis=2)
+        assert boxes.mean() > 0.01
+        off_expected = np.abs(drawn.astype(int) - expected)[boxes].mean()
+        off_plain = np.abs(drawn.astype(int) - wide)[boxes].mean()
+        assert off_expected < 12 < off_plain, (off_expected, off_plain)  # JPEG noise vs boxes and labels
+    assert DetectClient(service).draw(png, score_threshold=THRESHOLD)[:2] == b"\xff\xd8"
+    for accept in ("*/*", "application/json, image/jpeg;q=0.5", "image/jpeg;q=0"):  # JSON still the default
+        response = requests.post(f"{service}/v1/detect", data=png, timeout=60,
+                                 headers={"Content-Type": "image/png", "Accept": accept})
+        assert response.headers["content-type"] == "application/json" and response.json()["width"] == 200
+    detect = requests.get(f"{service}/openapi.json", timeout=10).json()["paths"]["/v1/detect"]["post"]
+    assert "draw" in [p["name"] for p in detect["parameters"]]
+    assert {"application/json", "image/jpeg"} <= set(detect["responses"]["200"]["content"])
+
+
 def test_batch_endpoint_answers_each_image(service, shapes_image, image_bytes):
     rgb = cv2.cvtColor(cv2.imread(str(shapes_image)), cv2.COLOR_BGR2RGB)
     client = DetectClient(service)

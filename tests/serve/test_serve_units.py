@@ -15,6 +15,7 @@ import yaml
 from detection.errors import UserError
 from serve.client import encode_image
 from serve.decode import DecodeLimits, ImageError, check_image, decode_image, header_size, sniff_format
+from serve.drawn import HEADER_LIMIT, answer_headers, wants_jpeg
 from serve.options import ServiceOptions, default_name, parse_checkpoints
 from serve.smoke import short_json
 
@@ -173,3 +174,17 @@ def test_health_state_of_a_model_handle():
     state = DetectIngress.func_or_class.model_state
     results = [asyncio.run(state(Handle(answer), timeout=0.2)) for answer in (loaded, slow, broken)]
     assert results == ["ready", "loading", "unavailable"]
+
+
+def test_drawn_answer_negotiation_and_header_limit():
+    assert wants_jpeg(True, "") and wants_jpeg(False, "image/jpeg") and wants_jpeg(False, "text/html, image/jpeg")
+    assert not wants_jpeg(False, "") and not wants_jpeg(False, "*/*") and not wants_jpeg(False, "image/jpeg;q=0")
+    assert not wants_jpeg(False, "application/json, image/jpeg;q=0.5")
+    assert wants_jpeg(False, "application/json;q=0.2, image/jpeg")
+    detection = {"bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5, "category_id": 1, "category": "château"}
+    small = answer_headers({"model": "a", "detections": [detection]})
+    small["X-Detect-Answer"].encode("ascii")  # header values must be ASCII: no UTF-8 names
+    assert small["X-Detections-Count"] == "1" and "X-Detect-Answer-Omitted" not in small
+    big = answer_headers({"model": "a", "detections": [detection] * 200})
+    assert "X-Detect-Answer" not in big and big["X-Detections-Count"] == "200"
+    assert f"{HEADER_LIMIT}-byte" in big["X-Detect-Answer-Omitted"]

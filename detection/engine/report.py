@@ -1,0 +1,96 @@
+"""What one evaluation reports: COCO metrics, per-class AP, the confusion matrix, and its pictures
+(pr_curves.png, confusion_matrix.png, val_predictions.jpg), for the trainer and `detection.eval --plots`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from datasets.images import read_image, write_image
+from datasets.plot import save_figure
+from detection.engine.confusion import IOU_THRESHOLD, SCORE_THRESHOLD, confusion_matrix, confusion_record
+from detection.engine.evaluator import metrics_of, run_cocoeval
+from detection.engine.per_class import per_class_ap, per_class_table, precision_at, rounded
+
+GALLERY_IMAGES = 6
+PICTURES = ("pr_curves.png", "confusion_matrix.png", "val_predictions.jpg")
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation found; `record()` is what eval.json and metrics.jsonl store."""
+
+    metrics: dict[str, float]  # the 12 COCOeval numbers by name
+    table: str  # COCOeval's printed summary
+    per_class: list[dict]  # category, category_id, images, instances, AP, AP50, AP75
+    confusion: dict  # confusion_record(): labels, counts [K + 1, K + 1], thresholds
+    images: int
+
+    def per_class_table(self) -> str:
+        return per_class_table(self.per_class, self.metrics, self.images)
+
+    def record(self) -> dict:
+        return {**{k: round(v, 5) for k, v in self.metrics.items()}, "per_class": rounded(self.per_class),
+                "confusion_matrix": self.confusion}
+
+
+def evaluate_results(coco: COCO, results: list[dict], images_dir: str | Path | None = None,
+                     plots: str | Path | None = None, score_threshold: float = SCORE_THRESHOLD) -> Evaluation:
+    """Score COCO `results` against `coco`; with `plots` (a folder) also draw the pictures there, the
+    gallery only with `images_dir` (where its images are). `score_threshold` is the confusion matrix's and
+    the gallery's."""
+    evaluator, table = run_cocoeval(coco, results)
+    names = [coco.cats[c]["name"] for c in sorted(coco.getCatIds())]
+    counts = confusion_matrix(coco, results, score_threshold, IOU_THRESHOLD)
+    found = Evaluation(metrics_of(evaluator), table, per_class_ap(coco, evaluator),
+                       confusion_record(counts, names, score_threshold), len(coco.getImgIds()))
+    if plots is not None:
+        write_pictures(Path(plots), coco, results, evaluator, found, Path(images_dir) if images_dir else None)
+    return found
+
+
+def write_pictures(out: Path, coco: COCO, results: list[dict], evaluator: COCOeval | None, found: Evaluation,
+                   images_dir: Path | None) -> None:
+    """pr_curves.png, confusion_matrix.png and (with `images_dir`) val_predictions.jpg into `out`, atomically."""
+    from detection.viz.gallery import gallery
+    from detection.viz.matrix import confusion_figure
+    from detection.viz.pr import pr_figure
+
+    names = found.confusion["labels"][:-1]
+    recall, precision = pr_arrays(evaluator, found.per_class)
+    objects = sum(r["instances"] for r in found.per_class)
+    title = f"precision-recall at IoU 0.5: {found.images} images, {objects} objects"
+    save_figure(pr_figure(recall, precision, names, [r["AP50"] for r in found.per_class], title),
+                out / "pr_curves.png")
+    counts = np.array(found.confusion["counts"])
+    save_figure(confusion_figure(counts, names, found.confusion["score_threshold"], IOU_THRESHOLD),
+                out / "confusion_matrix.png")
+    if images_dir is not None:
+        items = gallery_items(coco, results, images_dir)
+        write_image(out / "val_predictions.jpg", gallery(items, found.confusion["score_threshold"]))
+
+
+def pr_arrays(evaluator: COCOeval | None, per_class: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's recall thresholds [R] and precision [R, K] at IoU 0.5 (zeros when nothing was detected)."""
+    if evaluator is None:
+        precision = np.array([[0.0 if r["instances"] else -1.0 for r in per_class]] * 101)
+        return np.linspace(0, 1, 101), precision
+    return evaluator.params.recThrs, precision_at(evaluator, 0.5)[0]
+
+
+def gallery_items(coco: COCO, results: list[dict], images_dir: Path) -> list[tuple]:
+    """(file name, BGR image, ground truth, predictions) of the first GALLERY_IMAGES images by id."""
+    items = []
+    for image_id in sorted(coco.getImgIds())[:GALLERY_IMAGES]:
+        info = coco.imgs[image_id]
+        truth = [{"bbox": a["bbox"], "category_id": a["category_id"],
+                  "category": coco.cats[a["category_id"]]["name"] + (" (crowd)" if a.get("iscrowd") else "")}
+                 for a in coco.imgToAnns.get(image_id, [])]
+        predicted = [{**r, "category": coco.cats[r["category_id"]]["name"]}
+                     for r in results if r["image_id"] == image_id]
+        predicted.sort(key=lambda r: -r["score"])
+        items.append((Path(info["file_name"]).name, read_image(images_dir / info["file_name"]), truth, predicted))
+    return items
