@@ -45,6 +45,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train_demo.py
 	$(PY) benchmarks/bench_datasets.py
+	$(PY) benchmarks/bench_families.py
 
 clean:
 	rm -rf runs data
