@@ -1,8 +1,7 @@
-"""Backbone registry entries; importing this package registers all of them.
+"""Backbone registry entries, one file per kind; the BACKBONES registry imports them when first read.
 
 Use `build_backbone(name, ...)` or `detection.registry.BACKBONES.get(name)`.
 """
-from detection.backbones import tiny, torchvision_models  # noqa: F401  (registers entries)
 from detection.backbones.base import Backbone, FeatureExtractor, ShapeSpec
 from detection.errors import UserError
 from detection.registry import BACKBONES

@@ -49,8 +49,3 @@ def ssd_box_sizes(levels: int, input_size: int, min_scale: float, max_scale: flo
         sizes.append(boxes)
     return sizes
 
-
-def map_grid(input_size: int, stride: int) -> tuple[int, int]:
-    """(H, W) of a map with `stride` over an S x S input, as stride-2 convolutions with padding give it."""
-    side = math.ceil(input_size / stride)
-    return side, side

@@ -4,7 +4,6 @@ Full-batch AdamW on 64 px images; an untrained model scores near 0, so the bar c
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch

@@ -6,7 +6,7 @@ from detection.errors import UserError
 from detection.models import build_detector, list_detectors
 from detection.necks import list_necks
 from detection.config import ModelConfig
-from detection.registry import BACKBONES, DETECTORS, Registry
+from detection.registry import DETECTORS, Registry
 
 
 def make_registry() -> Registry:

@@ -17,7 +17,7 @@ from pycocotools.cocoeval import COCOeval
 
 from datasets.draw import color_of
 from datasets.synth import make_shapes
-from detection.data import CocoDetection, build_transform, collate, load_coco
+from detection.data import CocoDetection, build_transform, collate
 from detection.engine.checkpoint import build_from_checkpoint
 from detection.engine.confusion import confusion_matrix
 from detection.engine.evaluator import coco_metrics, predict_loader, run_cocoeval
