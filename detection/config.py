@@ -159,8 +159,9 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
     raise UserError(f"config key {key!r}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    """Build dataclass `cls` from a mapping; unknown keys are errors naming the full key."""
+def _build(cls: type, data: Any, prefix: str, sections: tuple[str, ...] = ()) -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys are errors naming the full key and the allowed ones
+    (`sections`: keys read elsewhere at this level, listed first)."""
     if not isinstance(data, dict):
         raise UserError(f"config key {prefix.rstrip('.') or '<root>'!r}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -169,7 +170,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key not in names:
-            raise _unknown_key(full, names)
+            raise _unknown_key(full, [*sections, *sorted(names)])
         kind = hints[key]
         if kind is ModelConfig:
             kwargs[key] = _build_model(value or {}, f"{full}.")
@@ -180,10 +181,10 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _unknown_key(full: str, allowed: set[str]) -> UserError:
+def _unknown_key(full: str, allowed: list[str]) -> UserError:
     if full in MOVED_KEYS:
         return UserError(f"config key {full!r} has moved: use {MOVED_KEYS[full]}")
-    return UserError(f"unknown config key {full!r} (allowed here: {', '.join(sorted(allowed))})")
+    return UserError(f"unknown config key {full!r} (allowed here: {', '.join(allowed)})")
 
 
 def family_of(name: Any, key: str = "model.name"):
@@ -210,10 +211,7 @@ def _build_model(data: Any, prefix: str) -> ModelConfig:
             raise UserError(f"config key '{prefix}{key}': options of the {key!r} family, but {prefix}name is "
                             f"{family.name!r}; only {prefix}{family.name} is read (remove the section or set "
                             f"{prefix}name={key})")
-    try:
-        cfg = _build(ModelConfig, shared, prefix)
-    except UserError as exc:  # name the family's own section among the allowed keys
-        raise UserError(str(exc).replace("(allowed here: ", f"(allowed here: {family.name}, ", 1)) from None
+    cfg = _build(ModelConfig, shared, prefix, sections=(family.name,))
     cfg.options = _build(family.options, data.get(family.name) or {}, f"{prefix}{family.name}.")
     if hasattr(cfg.options, "check"):  # value checks of the family's own options
         cfg.options.check(f"{prefix}{family.name}.")

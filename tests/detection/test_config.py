@@ -184,6 +184,12 @@ def test_unknown_key_in_model_lists_the_family_section():
         load_config(DEMO, ["model.bakbone=tiny"])
 
 
+def test_unknown_key_below_model_lists_only_its_own_keys():
+    with pytest.raises(UserError) as info:
+        load_config(DEMO, ["model.postprocess.foo=1"])
+    assert "allowed here: class_agnostic, max_detections, nms_iou, score_threshold)" in str(info.value)
+
+
 def test_section_given_a_scalar_names_the_section():
     with pytest.raises(UserError) as info:
         load_config(DEMO, ["model=resnet"])
