@@ -40,6 +40,15 @@ class Detector(nn.Module):
         self.input_size = input_size
         self.postprocess_options = postprocess
 
+    def set_normalization(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        """The backbone's declared input normalisation, kept as buffers (not saved) for `normalize`."""
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in 0..1 -> what the backbone expects: (images - mean) / std."""
+        return (images - self.mean) / self.std
+
     def postprocess(self, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> dict:
         """One image's candidates (boxes [M, 4] xyxy, scores [M], labels [M] in 1..K) -> its detections."""
         return postprocess(boxes, scores, labels, self.postprocess_options)

@@ -58,11 +58,10 @@ class SSD(Detector):
             self.head = SSDLiteHead(channels, per_cell, num_classes + 1, norm)
         else:
             self.head = SSDHead(channels, per_cell, num_classes + 1)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.set_normalization(mean, std)
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
-        maps = list(self.body((images - self.mean) / self.std).values())
+        maps = list(self.body(self.normalize(images)).values())
         out = self.head(maps)  # bbox_regression [N, A, 4], cls_logits [N, A, K + 1]
         levels = grid_anchors(self.box_sizes, self.strides, [m.shape[-2:] for m in maps])
         anchors = torch.cat(levels).to(images.device)

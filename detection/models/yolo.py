@@ -62,8 +62,7 @@ class YOLO(Detector):
         per_cell = self.anchor_wh.shape[1]
         self.outputs = 5 + num_classes
         self.head = nn.ModuleList(nn.Conv2d(s.channels, per_cell * self.outputs, 1) for s in shapes.values())
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.set_normalization(mean, std)
         self.init_biases()
 
     def init_biases(self) -> None:
@@ -74,7 +73,7 @@ class YOLO(Detector):
             bias[:, 5:] = math.log(0.6 / max(self.num_classes - 0.99, 0.01))
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
-        maps = list(self.body((images - self.mean) / self.std).values())
+        maps = list(self.body(self.normalize(images)).values())
         preds = [self.level_output(conv, fmap) for conv, fmap in zip(self.head, maps)]  # [N, A, H, W, 5+K]
         if self.training:
             return self.loss(preds, targets)
