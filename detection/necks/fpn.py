@@ -11,7 +11,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from detection.backbones.base import Backbone, ShapeSpec
-from detection.necks.select import choose_maps, fixed_levels
+from detection.necks.select import choose_maps, fixed_levels, level_name
 from detection.registry import NECKS
 
 
@@ -26,8 +26,7 @@ class FPN(Backbone):
         self.fpn = FeaturePyramidNetwork([shapes[n].channels for n in names], channels,
                                          extra_blocks=LastLevelMaxPool())
         strides = [shapes[n].stride for n in names]
-        self._shapes = {f"p{n[1:]}" if n.startswith("c") else f"p_{n}": ShapeSpec(channels, s)
-                        for n, s in zip(names, strides)}
+        self._shapes = {level_name(n): ShapeSpec(channels, s) for n, s in zip(names, strides)}
         self._shapes["pool"] = ShapeSpec(channels, strides[-1] * 2)
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
@@ -43,4 +42,4 @@ class FPN(Backbone):
 def fpn(backbone: Backbone, features: list[str], channels: int, levels: int = 0) -> FPN:
     """FPN over `features` (default: every map of the backbone), `channels` per level, plus 'pool'."""
     fixed_levels("fpn", levels)
-    return FPN(backbone, choose_maps(backbone, features, default_all=True), channels)
+    return FPN(backbone, choose_maps(backbone, features, default_last=None), channels)

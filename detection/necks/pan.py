@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detection.backbones.base import Backbone, ShapeSpec
-from detection.necks.select import choose_maps, fixed_levels
+from detection.necks.select import choose_maps, fixed_levels, level_name
 from detection.registry import NECKS
 
 
@@ -32,8 +32,7 @@ class PAN(Backbone):
         self.top_down = nn.ModuleList(conv_bn_silu(channels, channels) for _ in names[:-1])
         self.down = nn.ModuleList(conv_bn_silu(channels, channels, 3, 2) for _ in names[:-1])
         self.bottom_up = nn.ModuleList(conv_bn_silu(channels, channels) for _ in names[:-1])
-        self._shapes = {f"p{n[1:]}" if n.startswith("c") else f"p_{n}": ShapeSpec(channels, shapes[n].stride)
-                        for n in names}
+        self._shapes = {level_name(n): ShapeSpec(channels, shapes[n].stride) for n in names}
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         maps = self.body(x)
@@ -55,5 +54,4 @@ class PAN(Backbone):
 def pan(backbone: Backbone, features: list[str], channels: int, levels: int = 0) -> PAN:
     """PAN over `features` (default: the backbone's last three maps), `channels` per level."""
     fixed_levels("pan", levels)
-    names = choose_maps(backbone, features, default_all=True)
-    return PAN(backbone, names if features else names[-3:], channels)
+    return PAN(backbone, choose_maps(backbone, features, default_last=3), channels)

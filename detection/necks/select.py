@@ -13,14 +13,19 @@ from detection.errors import UserError
 from detection.registry import NECKS
 
 
-def choose_maps(backbone: Backbone, features: list[str], default_all: bool) -> list[str]:
-    """`features` checked against the backbone's maps; empty: all of them or only the last."""
+def choose_maps(backbone: Backbone, features: list[str], default_last: int | None) -> list[str]:
+    """`features` checked against the backbone's maps; empty: the last `default_last` maps (None: all)."""
     available = list(backbone.output_shape())
-    chosen = list(features) or (available if default_all else available[-1:])
+    chosen = list(features) or available[-default_last if default_last else 0:]
     unknown = [name for name in chosen if name not in available]
     if unknown:
         raise UserError(f"model.features: {unknown} not among the backbone's maps {available}")
     return chosen
+
+
+def level_name(backbone_map: str) -> str:
+    """The name of the map a neck makes from a backbone map: c3 -> p3, any other x -> p_x."""
+    return f"p{backbone_map[1:]}" if backbone_map.startswith("c") else f"p_{backbone_map}"
 
 
 def fixed_levels(neck: str, levels: int) -> None:
@@ -51,4 +56,4 @@ class SelectFeatures(Backbone):
 def none(backbone: Backbone, features: list[str], channels: int, levels: int = 0) -> SelectFeatures:
     """The backbone's `features` as they are (default: the last map); `channels` is not used."""
     fixed_levels("none", levels)
-    return SelectFeatures(backbone, choose_maps(backbone, features, default_all=False))
+    return SelectFeatures(backbone, choose_maps(backbone, features, default_last=1))

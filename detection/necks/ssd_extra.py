@@ -55,8 +55,7 @@ class ExtraLevels(Backbone):
 def ssd_extra(backbone: Backbone, features: list[str], channels: int, levels: int = 0) -> ExtraLevels:
     """`features` (default: the backbone's last two maps) plus extra levels up to `levels` maps
     (default: two extra)."""
-    names = choose_maps(backbone, features, default_all=True)
-    names = names if features else names[-2:]
+    names = choose_maps(backbone, features, default_last=2)
     total = levels or len(names) + 2
     if total <= len(names):
         raise UserError(f"model.neck_levels={levels}: ssd_extra needs more levels than the {len(names)} "
