@@ -13,7 +13,7 @@ from torchvision.ops import complete_box_iou_loss, generalized_box_iou_loss
 from detection.backbones.base import Backbone
 from detection.errors import UserError
 from detection.models.base import Detector, DetectorParts, register_family
-from detection.models.yolo_targets import assign_targets
+from detection.models.yolo_targets import assign_level, batch_boxes
 
 # YOLOv3's anchors (w, h pixels at 416 px input), finest level first.
 YOLOV3_ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
@@ -92,10 +92,9 @@ class YOLO(Detector):
     def loss(self, preds: list[torch.Tensor], targets: list[dict]) -> dict:
         """Box (1 - CIoU or GIoU) and class BCE on assigned anchors; objectness BCE against IoU everywhere."""
         opts, box_terms, cls_terms, obj_terms = self.options, [], [], []
+        batch = batch_boxes(targets, self.anchor_wh)
         for level, pred in enumerate(preds):
-            n, a, h, w, _ = pred.shape
-            found = assign_targets(targets, self.anchor_wh, level, self.strides[level], (h, w),
-                                   opts.anchor_threshold)
+            found = assign_level(batch, level, self.strides[level], pred.shape[2:4], opts.anchor_threshold)
             objectness = torch.zeros(pred.shape[:4], device=pred.device)
             if found.count:
                 chosen = pred[found.image, found.anchor, found.row, found.col]  # [T, 5+K]

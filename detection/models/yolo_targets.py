@@ -32,30 +32,48 @@ def shape_ratio(wh: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     return torch.max(ratio, 1 / ratio).amax(dim=-1)
 
 
-def assign_targets(targets: list[dict], anchor_wh: torch.Tensor, level: int, stride: int,
-                   grid: tuple[int, int], threshold: float) -> Assigned:
-    """Positives of `level` for a batch: targets[i] = {"boxes" [K, 4] xyxy pixels, "labels" [K] in 1..C};
-    anchor_wh [L, A, 2] in pixels for every level; grid = (H, W) of this level's map."""
+@dataclass
+class BatchBoxes:
+    """A batch's boxes in one list, with their shape ratio to every anchor; made once, read by every level."""
+
+    image: torch.Tensor  # [T] index of the image in the batch
+    boxes: torch.Tensor  # [T, 4] xyxy pixels
+    labels: torch.Tensor  # [T] in 1..C
+    ratio: torch.Tensor  # [T, L, A] worst width/height ratio to each anchor
+    best: torch.Tensor  # [T] index of the best anchor over all levels, level * A + anchor
+
+
+def batch_boxes(targets: list[dict], anchor_wh: torch.Tensor) -> BatchBoxes:
+    """targets[i] = {"boxes" [K, 4] xyxy pixels, "labels" [K] in 1..C}; anchor_wh [L, A, 2] in pixels."""
     device = anchor_wh.device
-    image = torch.cat([torch.full((len(t["boxes"]),), i, dtype=torch.int64) for i, t in enumerate(targets)])
-    boxes = torch.cat([t["boxes"].reshape(-1, 4).float().cpu() for t in targets]).to(device)
-    labels = torch.cat([t["labels"].reshape(-1).cpu() for t in targets]).to(device)
-    image = image.to(device)
-    wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1e-3)
-    ratio = shape_ratio(wh, anchor_wh)  # [T, L, A]
-    match = ratio[:, level] < threshold
-    best = ratio.flatten(1).argmin(dim=1)  # over every level's anchors
-    per_level = anchor_wh.shape[1]
-    own = best // per_level == level
-    match[own, best[own] % per_level] = True
+    image = torch.cat([torch.full((len(t["boxes"]),), i, dtype=torch.int64, device=device)
+                       for i, t in enumerate(targets)])
+    boxes = torch.cat([t["boxes"].reshape(-1, 4).float() for t in targets]).to(device)
+    labels = torch.cat([t["labels"].reshape(-1) for t in targets]).to(device)
+    ratio = shape_ratio((boxes[:, 2:] - boxes[:, :2]).clamp(min=1e-3), anchor_wh)
+    return BatchBoxes(image, boxes, labels, ratio, ratio.flatten(1).argmin(dim=1))
+
+
+def assign_level(batch: BatchBoxes, level: int, stride: int, grid: tuple[int, int], threshold: float) -> Assigned:
+    """Positives of `level` (grid = (H, W) of its map) among a batch's boxes."""
+    match = batch.ratio[:, level] < threshold
+    per_level = batch.ratio.shape[2]
+    own = batch.best // per_level == level
+    match[own, batch.best[own] % per_level] = True
     box_idx, anchor = match.nonzero(as_tuple=True)
-    centre = (boxes[box_idx, :2] + boxes[box_idx, 2:]) / 2 / stride  # in cells, (x, y)
+    centre = (batch.boxes[box_idx, :2] + batch.boxes[box_idx, 2:]) / 2 / stride  # in cells, (x, y)
     places = neighbour_cells(centre, grid)
-    which = torch.cat([torch.arange(len(box_idx), device=device)[keep] for _, _, keep in places])
+    which = torch.cat([torch.arange(len(box_idx), device=box_idx.device)[keep] for _, _, keep in places])
     rows = torch.cat([r[keep] for r, _, keep in places])
     cols = torch.cat([c[keep] for _, c, keep in places])
     chosen = box_idx[which]
-    return Assigned(image[chosen], anchor[which], rows, cols, boxes[chosen], labels[chosen])
+    return Assigned(batch.image[chosen], anchor[which], rows, cols, batch.boxes[chosen], batch.labels[chosen])
+
+
+def assign_targets(targets: list[dict], anchor_wh: torch.Tensor, level: int, stride: int,
+                   grid: tuple[int, int], threshold: float) -> Assigned:
+    """Positives of `level` for a batch (one call of `batch_boxes` and `assign_level`)."""
+    return assign_level(batch_boxes(targets, anchor_wh), level, stride, grid, threshold)
 
 
 def neighbour_cells(centre: torch.Tensor, grid: tuple[int, int]) -> list[tuple[torch.Tensor, ...]]:
