@@ -24,6 +24,8 @@ class SplitConfig:
 
     annotations: str = ""
     images: str = ""
+    proposals: str = ""  # R-CNN, Fast R-CNN: a proposals file (python -m detection.proposals) to use instead of
+    # computing the model's own proposals into data.proposal_cache
 
 
 @dataclass
@@ -46,6 +48,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     multi_scale: list[float] = field(default_factory=list)  # [low, high]: each batch at a random size in
     # [low * input_size, high * input_size], a multiple of 32 (YOLO-style); empty: always input_size
+    proposal_cache: str = ".cache/proposals"  # R-CNN, Fast R-CNN: proposals computed once per image and method
 
 
 @dataclass

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from datasets.coco import load_coco as read_coco_json
 from datasets.images import read_image as read_bgr
 from detection.data.mosaic import mosaic
+from detection.data.proposals import split_off, with_proposals
 from detection.data.transforms import letterbox_scale
 from detection.errors import UserError
 
@@ -63,6 +64,7 @@ class CocoDetection(Dataset):
 
     def __init__(self, annotations: str | Path, images: str | Path, transform, mosaic: float = 0.0) -> None:
         self.mosaic = mosaic  # probability that an item is a mosaic of four images (training only)
+        self.proposals: dict[str, np.ndarray] | None = None  # file_name -> [P, 4] xyxy; set for R-CNN, Fast R-CNN
         self.coco = load_coco(annotations)
         self.images_dir = Path(images)
         if not self.images_dir.is_dir():
@@ -86,14 +88,18 @@ class CocoDetection(Dataset):
         return boxes[keep], labels[keep]
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """RGB image, its boxes [K, 4] xyxy clipped to the image, and labels [K], before any transform."""
+        """RGB image, its boxes [K, 4] xyxy clipped to the image, and labels [K], before any transform;
+        with `proposals` set, the image's proposals follow, labelled PROPOSAL."""
         image_id = self.ids[index]
-        image = read_image(self.images_dir / self.coco.imgs[image_id]["file_name"])
+        file_name = self.coco.imgs[image_id]["file_name"]
+        image = read_image(self.images_dir / file_name)
         height, width = image.shape[:2]
         boxes, labels = self.raw_target(image_id)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-        return image, boxes, labels
+        if self.proposals is None:
+            return image, boxes, labels
+        return image, *with_proposals(boxes, labels, self.proposals.get(file_name), height, width)
 
     def __getitem__(self, index: int):
         image_id = self.ids[index]
@@ -106,13 +112,17 @@ class CocoDetection(Dataset):
         out = self.transform(image=image, bboxes=boxes, labels=labels)
         size = out["image"].shape[0]
         tensor = torch.from_numpy(np.ascontiguousarray(out["image"])).permute(2, 0, 1).float().div_(255)
+        boxes, labels, proposals = split_off(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4),
+                                             np.asarray(out["labels"], dtype=np.int64).reshape(-1))
         target = {
-            "boxes": torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)),
-            "labels": torch.as_tensor(np.asarray(out["labels"], dtype=np.int64).reshape(-1)),
+            "boxes": torch.as_tensor(boxes),
+            "labels": torch.as_tensor(labels),
             "image_id": image_id,
             "orig_size": (height, width),
             "scale": letterbox_scale(height, width, size),
         }
+        if self.proposals is not None:
+            target["proposals"] = torch.as_tensor(proposals)
         return tensor, target
 
 

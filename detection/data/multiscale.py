@@ -19,9 +19,10 @@ def batch_size_for(step: int, seed: int, input_size: int, low: float, high: floa
 
 
 def rescale_batch(images: torch.Tensor, targets: list[dict], size: int) -> tuple[torch.Tensor, list[dict]]:
-    """Images [N, 3, S, S] -> [N, 3, size, size] (bilinear) with their boxes scaled alike."""
+    """Images [N, 3, S, S] -> [N, 3, size, size] (bilinear) with their boxes (and proposals) scaled alike."""
     if size == images.shape[-1]:
         return images, targets
     factor = size / images.shape[-1]
     images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    return images, [{**t, "boxes": t["boxes"] * factor} for t in targets]
+    scaled = ("boxes", "proposals")
+    return images, [{**t, **{k: t[k] * factor for k in scaled if k in t}} for t in targets]

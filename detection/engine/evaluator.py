@@ -54,6 +54,13 @@ def _summary_lines(text: str) -> str:
     return "".join(line + "\n" for line in text.splitlines() if line.lstrip().startswith("Average"))
 
 
+def given_proposals(targets: list[dict], device: torch.device) -> list[torch.Tensor] | None:
+    """The proposals the data path gave each image (R-CNN, Fast R-CNN), or None."""
+    if not targets or "proposals" not in targets[0]:
+        return None
+    return [t["proposals"].to(device) for t in targets]
+
+
 @torch.no_grad()
 def predict_loader(model: torch.nn.Module, loader, categories: list[dict], device: torch.device,
                    progress: bool = False) -> list[dict]:
@@ -61,7 +68,7 @@ def predict_loader(model: torch.nn.Module, loader, categories: list[dict], devic
     model.eval()
     results = []
     for images, targets in tqdm(loader, desc="eval", leave=False, disable=None if progress else True):
-        outputs = model(images.to(device))
+        outputs = model(images.to(device), None, given_proposals(targets, device))
         for output, target in zip(outputs, targets):
             for det in to_detections(output, target["scale"], target["orig_size"], categories,
                                      max_detections=100):

@@ -15,9 +15,10 @@ from tqdm import tqdm
 from detection.config import Config, save_config
 from detection.data import CocoDetection, build_transform, collate
 from detection.data.multiscale import batch_size_for, rescale_batch
+from detection.data.proposals import split_proposals
 from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from detection.engine.ema import build_ema
-from detection.engine.evaluator import predict_loader
+from detection.engine.evaluator import given_proposals, predict_loader
 from detection.engine.run_report import RunReport
 from detection.errors import UserError
 from detection.models import build_detector
@@ -73,6 +74,8 @@ class Trainer:
         self.train_set, self.val_set = self._datasets()
         self.categories = self.train_set.categories
         self.model = build_detector(cfg.model, len(self.categories), cfg.data.input_size).to(self.device)
+        if self.model.takes_proposals:
+            self.attach_proposals()
         self.optimizer = build_optimizer(self.model, cfg)
         self.ema = build_ema(self.model, cfg.train.ema, cfg.train.ema_warmup) if cfg.train.ema > 0 else None
         self.iters_per_epoch = math.ceil(len(self.train_set) / cfg.train.batch_size)
@@ -99,6 +102,15 @@ class Trainer:
         if [c["id"] for c in val.categories] != [c["id"] for c in train.categories]:
             raise UserError(f"{data.val.annotations}: categories differ from {data.train.annotations}")
         return train, val
+
+    def attach_proposals(self) -> None:
+        """Proposals for the train and val images (a file, or computed once into the cache) join the data path."""
+        cfg, data = self.model.proposal_input.cfg, self.cfg.data
+        splits = [(self.train_set, data.train.proposals, cfg.top_n_train)]
+        if self.val_set is not None:
+            splits.append((self.val_set, data.val.proposals, cfg.top_n_test))
+        for dataset, file, top_n in splits:
+            dataset.proposals = split_proposals(dataset, file, data.proposal_cache, cfg, top_n, self.progress)
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of train.lr at iteration `step`: linear warmup, then cosine (to 1%) or steps."""
@@ -137,13 +149,15 @@ class Trainer:
 
     def train_step(self, images: torch.Tensor, targets: list[dict]) -> dict:
         images = images.to(self.device, non_blocking=True)
-        targets = [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]
+        targets = [{k: t[k].to(self.device) for k in ("boxes", "labels", "proposals") if k in t} for t in targets]
         if self.cfg.data.multi_scale:
             low, high = self.cfg.data.multi_scale
             size = batch_size_for(self.step, self.cfg.seed, self.cfg.data.input_size, low, high)
             images, targets = rescale_batch(images, targets, size)
+        proposals = given_proposals(targets, self.device)
+        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
         with torch.autocast(self.device.type, enabled=self.amp):
-            losses = self.model(images, targets)
+            losses = self.model(images, targets, proposals)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())

@@ -25,7 +25,9 @@ class Detector(nn.Module):
                  with its backbone's declared mean and std).
       targets:   train mode only, and required there: N dicts {"boxes": [K, 4] float absolute
                  [x1, y1, x2, y2] in the S x S frame, "labels": [K] int64 in 1..num_classes}; K may be 0.
-      proposals: families with `takes_proposals` only: N tensors [P, 4], xyxy in the S x S frame.
+      proposals: families with `takes_proposals` only: N tensors [P, 4], xyxy in the S x S frame; None: the
+                 family proposes from the images itself with its `proposal_input` (whose `cfg`, a
+                 ProposalConfig, tells the data path how to make proposals for training).
     train mode -> dict[str, Tensor] of scalar losses; training minimises their sum.
     eval mode  -> N dicts {"boxes": [D, 4] float xyxy in the S x S frame, "scores": [D] float in 0..1,
                   "labels": [D] int64 in 1..num_classes}, best score first, after `postprocess`

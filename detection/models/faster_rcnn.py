@@ -1,4 +1,4 @@
-"""Faster R-CNN on any registry backbone and neck: torchvision's RPN, RoI heads and box coder.
+"""Faster R-CNN on any registry backbone and neck: torchvision's RPN, then the RoI head of the R-CNN lineage.
 
 Options are read from `model.faster_rcnn`; the contract (inputs, outputs, box formats) is models/base.py.
 """
@@ -7,14 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torchvision.models.detection import FasterRCNN as TorchvisionFasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from detection.backbones.base import Backbone
 from detection.errors import UserError
 from detection.models.base import Detector, DetectorParts, register_family
+from detection.models.roi_heads import box_roi_heads, roi_align
 
 
 @dataclass
@@ -33,10 +35,11 @@ class FasterRCNNOptions:
 
 
 class FasterRCNN(Detector):
-    """Faster R-CNN (Ren et al.) over `body`'s maps; torchvision's implementation does the work.
+    """Faster R-CNN (Ren et al.): torchvision's RPN proposes, then the RoI head Fast R-CNN and R-CNN share
+    (roi_heads.py) scores the proposals pooled by RoI align over `body`'s maps.
 
     Takes the built body (backbone + neck) and keyword-only options, so it works without the config system.
-    RoI heads return every scored box; per-class or class-agnostic NMS and top-k are the shared postprocess.
+    The RoI head returns every scored box; per-class or class-agnostic NMS and top-k are the shared postprocess.
     """
 
     def __init__(self, body: Backbone, num_classes: int, *, input_size: int, mean: tuple, std: tuple,
@@ -47,22 +50,14 @@ class FasterRCNN(Detector):
         channels = body.out_channels
         roi_maps = [name for name in shapes if name != "pool"]
         opts = options
-        self.model = TorchvisionFasterRCNN(  # the attribute name keeps weight names of format-1 checkpoints
-            body, num_classes=None,
-            min_size=input_size, max_size=input_size, image_mean=list(mean), image_std=list(std),
-            rpn_anchor_generator=anchor_generator(opts, len(shapes)),
-            box_roi_pool=MultiScaleRoIAlign(roi_maps, output_size=7, sampling_ratio=2),
-            box_head=TwoMLPHead(channels * 49, opts.representation_size),
-            box_predictor=FastRCNNPredictor(opts.representation_size, num_classes + 1),
-            rpn_pre_nms_top_n_train=opts.rpn_pre_nms_top_n_train,
-            rpn_post_nms_top_n_train=opts.rpn_post_nms_top_n_train,
-            rpn_pre_nms_top_n_test=opts.rpn_pre_nms_top_n_test,
-            rpn_post_nms_top_n_test=opts.rpn_post_nms_top_n_test,
-            rpn_batch_size_per_image=opts.rpn_batch_size_per_image,
-            box_batch_size_per_image=opts.box_batch_size_per_image,
-            box_score_thresh=postprocess.score_threshold, box_nms_thresh=1.0,  # NMS: in postprocess
-            box_detections_per_img=opts.rpn_post_nms_top_n_test * num_classes,
-        )
+        roi_heads = box_roi_heads(
+            roi_align(roi_maps, 7), TwoMLPHead(channels * 49, opts.representation_size), opts.representation_size,
+            num_classes, rois_per_image=opts.box_batch_size_per_image, positive_fraction=0.25, fg_iou=0.5,
+            bg_iou=0.5, top_n=opts.rpn_post_nms_top_n_test, postprocess=postprocess)
+        transform = GeneralizedRCNNTransform(input_size, input_size, list(mean), list(std))
+        # torchvision's FasterRCNN is exactly GeneralizedRCNN(backbone, rpn, roi_heads, transform); the
+        # attribute name `model` and these parts keep the weight names of format-1 checkpoints
+        self.model = GeneralizedRCNN(body, region_proposals(channels, len(shapes), opts), roi_heads, transform)
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
         side = images.shape[-1]  # torchvision would resize to input_size; multi-scale batches keep their size
@@ -81,6 +76,17 @@ def shared_channels(shapes: dict) -> int:
         raise UserError(f"faster_rcnn shares its RPN and RoI heads across maps, so they need equal channels, "
                         f"but the maps have {listed}; use model.neck=fpn, or one map in model.features")
     return channels.pop()
+
+
+def region_proposals(channels: int, levels: int, opts: FasterRCNNOptions) -> RegionProposalNetwork:
+    """torchvision's RPN with its defaults (IoU 0.7 / 0.3, half positives, NMS 0.7) and our counts."""
+    anchors = anchor_generator(opts, levels)
+    return RegionProposalNetwork(
+        anchors, RPNHead(channels, anchors.num_anchors_per_location()[0]), fg_iou_thresh=0.7, bg_iou_thresh=0.3,
+        batch_size_per_image=opts.rpn_batch_size_per_image, positive_fraction=0.5,
+        pre_nms_top_n={"training": opts.rpn_pre_nms_top_n_train, "testing": opts.rpn_pre_nms_top_n_test},
+        post_nms_top_n={"training": opts.rpn_post_nms_top_n_train, "testing": opts.rpn_post_nms_top_n_test},
+        nms_thresh=0.7)
 
 
 def anchor_generator(opts: FasterRCNNOptions, levels: int) -> AnchorGenerator:

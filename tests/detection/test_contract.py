@@ -141,7 +141,7 @@ def test_round_trip_through_checkpoint_and_predictor(trained, tmp_path):
     answers = predictor.predict(pixels, score_threshold=0.0, max_detections=MAX_DETECTIONS)
     exact = torch.stack([torch.from_numpy(p).permute(2, 0, 1).float() / 255 for p in pixels])
     with torch.no_grad():
-        outputs = run(model, exact)
+        outputs = model(exact)  # as the predictor calls it: families that take proposals make their own
     for answer, output in zip(answers, outputs):
         expected = to_detections(output, 1.0, (SIZE, SIZE), CATEGORIES, 0.0, MAX_DETECTIONS)
         assert len(answer) == len(expected)

@@ -36,8 +36,10 @@ def test_recipe_builds_and_takes_one_training_step(recipe: Path, two_images: Pat
         "output_dir": tmp_path, "model.pretrained": "", "data.num_workers": 0, "train.batch_size": 2,
         "data.input_size": min(file_size, 192), "device": "cpu",
         "data.train.annotations": two_images / "annotations.json", "data.train.images": two_images / "images",
-        "data.val.annotations": "", "data.val.images": "",
+        "data.val.annotations": "", "data.val.images": "", "data.proposal_cache": tmp_path / "proposals",
     }
+    if load_config(recipe).model.name == "rcnn":  # a crop per proposal through the backbone: keep them few and small
+        overrides.update({"model.rcnn.crop_size": 64, "model.rcnn.rois_per_image": 8})
     cfg = load_config(recipe, [f"{k}={v}" for k, v in overrides.items()])
     trainer = Trainer(cfg, progress=False)
     before = [p.detach().clone() for p in trainer.model.parameters() if p.requires_grad]

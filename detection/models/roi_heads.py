@@ -1,0 +1,58 @@
+"""The RoI head the R-CNN lineage shares: torchvision's RoIHeads (IoU sampling, softmax over K+1 classes,
+class-specific box regression, multi-task loss) fed by a pooler, plus the poolers: RoI align, RoI pool, SPP.
+
+Faster R-CNN feeds it RPN proposals, Fast R-CNN external ones, R-CNN warped image crops.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.ops import MultiScaleRoIAlign, roi_pool
+
+from detection.config import PostprocessConfig
+
+
+def box_roi_heads(pooler: nn.Module, head: nn.Module, representation_size: int, num_classes: int, *,
+                  rois_per_image: int, positive_fraction: float, fg_iou: float, bg_iou: float,
+                  top_n: int, postprocess: PostprocessConfig) -> RoIHeads:
+    """torchvision's RoIHeads with a K+1-way predictor. It samples `rois_per_image` RoIs per image in training
+    (`positive_fraction` of them IoU >= fg_iou with a ground-truth box, background below bg_iou) and at
+    inference returns every box scoring >= the threshold (up to top_n * K): NMS is the shared postprocess."""
+    return RoIHeads(pooler, head, FastRCNNPredictor(representation_size, num_classes + 1),
+                    fg_iou_thresh=fg_iou, bg_iou_thresh=bg_iou, batch_size_per_image=rois_per_image,
+                    positive_fraction=positive_fraction, bbox_reg_weights=None,
+                    score_thresh=postprocess.score_threshold, nms_thresh=1.0,
+                    detections_per_img=top_n * num_classes)
+
+
+def roi_align(maps: list[str], size: int) -> MultiScaleRoIAlign:
+    """RoI align over one map, or over several with each RoI on the level that fits its size (FPN)."""
+    return MultiScaleRoIAlign(maps, output_size=size, sampling_ratio=2)
+
+
+class RoIPool(nn.Module):
+    """Fast R-CNN's RoI max pooling of one map into size x size bins -> [R, C, size, size]."""
+
+    def __init__(self, name: str, stride: int, size: int) -> None:
+        super().__init__()
+        self.name, self.scale, self.size = name, 1.0 / stride, size
+
+    def forward(self, features: "OrderedDict[str, torch.Tensor]", boxes: list[torch.Tensor],
+                image_shapes: list[tuple[int, int]]) -> torch.Tensor:
+        return roi_pool(features[self.name], boxes, self.size, self.scale)
+
+
+class SpatialPyramidPool(nn.Module):
+    """SPP-net's pyramid of RoI max poolings (e.g. 1x1, 2x2, 4x4 bins), flattened and joined -> [R, C * sum(l*l)]."""
+
+    def __init__(self, name: str, stride: int, levels: list[int]) -> None:
+        super().__init__()
+        self.pools = nn.ModuleList(RoIPool(name, stride, level) for level in levels)
+
+    def forward(self, features: "OrderedDict[str, torch.Tensor]", boxes: list[torch.Tensor],
+                image_shapes: list[tuple[int, int]]) -> torch.Tensor:
+        return torch.cat([pool(features, boxes, image_shapes).flatten(1) for pool in self.pools], dim=1)
