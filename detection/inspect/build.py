@@ -55,7 +55,8 @@ def from_backbone(name: str) -> Subject:
 
 def detector_title(cfg, classes: int, source: str) -> str:
     model = cfg.model
-    return (f"{model.name} detector: {model.backbone} backbone, {model.neck} neck, {classes} classes, "
+    return (f"{model.name} detector: {model.backbone} backbone, {model.neck} neck, "
+            f"{classes} class{'' if classes == 1 else 'es'}, "
             f"built for {cfg.data.input_size} px ({source})")
 
 
