@@ -20,7 +20,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="a YAML config: its detector, built without pretrained weights")
     source.add_argument("--checkpoint", help="a .pt written by detection.train")
-    source.add_argument("--backbone", help="a BACKBONES registry entry (python -m detection.inspect --backbone ?)")
+    source.add_argument("--backbone", help="a BACKBONES registry entry, e.g. resnet18 (a wrong name lists them)")
     parser.add_argument("--input", help="CxHxW of the image, e.g. 3x320x320 (default: the config's "
                                         "data.input_size; 320 for a backbone)")
     parser.add_argument("--annotations", help="a COCO file: do the receptive fields cover its boxes?")

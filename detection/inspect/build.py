@@ -19,7 +19,7 @@ DEFAULT_SIDE = 320  # data.input_size's default: the input of a bare backbone un
 @dataclass
 class Subject:
     """The model to inspect, a title for the report, its default input side, and for a detector its family
-    and options (where anchor sizes are read) and the input size S it was built for."""
+    and options (where anchor sizes are read)."""
 
     model: nn.Module
     title: str

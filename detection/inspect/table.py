@@ -27,9 +27,9 @@ def totals_lines(report: Inspection) -> list[str]:
     if idle:
         lines.append(f"  of the parameters, {idle:,} are in modules this forward pass did not run")
     if report.merges:
-        lines.append(f"receptive fields (RF, jump, start: input pixels along the width) follow the largest path "
-                     f"(marked *): {report.merges} places where maps meet (residual adds, concatenations, "
-                     f"FPN/PAN top-down adds) lie on the way, and there the path that sees most is kept")
+        lines.append(f"receptive fields (RF, jump, start: input pixels along the width) follow the largest path, "
+                     f"marked *: maps meet at {report.merges} places (residual adds, concatenations, top-down "
+                     f"adds) and there the path that sees most is kept")
     else:
         lines.append("receptive fields (RF, jump, start: input pixels along the width) are exact: a sequential stack")
     return lines

@@ -11,10 +11,11 @@ from torch import nn
 from datasets.coco import save_coco
 from detection.backbones import Backbone, build_backbone, list_backbones
 from detection.config import config_from_dict
+from detection.engine.checkpoint import save_checkpoint
 from detection.inspect import inspect_model
 from detection.inspect.__main__ import main
 from detection.inspect.coverage import coverage
-from detection.inspect.geometry import IMAGE, resized
+from detection.inspect.geometry import Geometry, resized
 from detection.inspect.report import FeatureMap
 from detection.models import build_detector, list_detectors
 
@@ -88,7 +89,7 @@ def test_residual_block_reports_the_largest_path():
 
 
 def test_resize_divides_the_jump_and_keeps_the_receptive_field():
-    coarse = IMAGE.__class__(size=100, jump=32, start=16.5)
+    coarse = Geometry(size=100, jump=32, start=16.5)
     up = resized(coarse, 4, 8)
     assert (up.size, up.jump, up.start) == (100, 16, 16.5)
     down = resized(up, 8, 4)
@@ -171,6 +172,20 @@ def test_cli_json_for_a_backbone(capsys):
     assert [m["name"] for m in data["feature_maps"]] == ["c2", "c3", "c4", "c5"]
     assert set(data["feature_maps"][0]) == {"name", "stride", "channels", "receptive_field"}
     assert data["layers"][0]["output_shape"] == [1, 16, 32, 48]
+
+
+def test_cli_on_a_checkpoint_uses_its_input_size_and_classes(tmp_path, capsys):
+    cfg = config_from_dict({"data": {"input_size": 96}, "model": {"name": "ssd", "backbone": "tiny",
+                                                                   "neck_channels": 16}})
+    model = build_detector(cfg.model, num_classes=2, input_size=96)
+    path = tmp_path / "tiny.pt"
+    categories = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    save_checkpoint(path, {"config": cfg.to_dict(), "model": model.state_dict(), "categories": categories})
+    assert main(["--checkpoint", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input"] == [3, 96, 96]
+    assert data["total_params"] == sum(p.numel() for p in model.parameters())
+    assert [m["name"] for m in data["feature_maps"]] == ["c4", "c5", "e1", "e2"]  # ssd_extra's default maps
 
 
 def test_cli_table_for_a_config_with_annotations(tmp_path, capsys):
