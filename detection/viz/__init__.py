@@ -1,4 +1,4 @@
-"""Pictures of runs and evaluations: training curves, PR curves, confusion matrix, prediction gallery.
+"""Pictures of runs, evaluations and a model's insides: curves, PR, confusion, gallery, feature maps, saliency.
 
 matplotlib (Agg backend) and OpenCV only: nothing here imports torch.
 """
