@@ -4,6 +4,7 @@ A checkpoint alone rebuilds its model: `build_from_checkpoint` needs nothing els
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ def build_from_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
 
     state = load_checkpoint(path)
     cfg = checkpoint_config(state, path)
-    model = build_detector(cfg.model, num_classes=len(state["categories"]), input_size=cfg.data.input_size)
+    # the checkpoint holds every weight: the backbone's starting weights (model.pretrained) are not needed
+    model_cfg = dataclasses.replace(cfg.model, pretrained="")
+    model = build_detector(model_cfg, num_classes=len(state["categories"]), input_size=cfg.data.input_size)
     load_weights(model, state["model"], path)
     return model.to(device).eval(), cfg, state

@@ -205,3 +205,21 @@ def test_pretrained_garbage_file_is_user_error(tmp_path):
     path.write_bytes(b"this is not a torch file")
     with pytest.raises(UserError, match="garbage.pt"):
         build_backbone("tiny", pretrained=str(path))
+
+
+def test_checkpoint_needs_not_the_starting_weights_file(tmp_path):
+    """A model trained from local backbone weights loads from its checkpoint after that file is gone."""
+    from detection.config import config_from_dict
+    from detection.engine.checkpoint import build_from_checkpoint, save_checkpoint
+    from detection.models import build_detector
+
+    weights = tmp_path / "tiny.pt"
+    torch.save(build_backbone("tiny").state_dict(), weights)
+    cfg = config_from_dict({"data": {"input_size": 64},
+                            "model": {"name": "ssd", "backbone": "tiny", "pretrained": str(weights)}})
+    model = build_detector(cfg.model, num_classes=2, input_size=64)
+    save_checkpoint(tmp_path / "model.pt", {"config": cfg.to_dict(), "model": model.state_dict(),
+                                            "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]})
+    weights.unlink()
+    loaded, _, _ = build_from_checkpoint(tmp_path / "model.pt")
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
