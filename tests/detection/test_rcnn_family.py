@@ -6,6 +6,7 @@ on the fly from the checkpoint alone at inference.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from detection.data import CocoDetection, build_transform
 from detection.data.proposals import PROPOSAL
 from detection.engine.trainer import Trainer
 from detection.errors import UserError
+from detection.eval import main as eval_main
 from detection.predictor import Predictor
 from tiny_run import ROOT
 
@@ -60,6 +62,11 @@ def test_loss_falls_on_a_repeated_batch(name, six_images, tmp_path):
 def test_trains_evaluates_and_predicts_from_the_checkpoint_alone(name, six_images, tmp_path):
     metrics = Trainer(config(name, six_images, tmp_path / "run"), progress=False).fit()
     assert {"bbox_mAP", "bbox_mAP_50"} <= set(metrics)
+    shutil.rmtree(tmp_path / "proposal_cache")  # eval and predict propose from the images themselves
+    code = eval_main(["--checkpoint", str(tmp_path / "run" / "best.pt"), "--images", str(six_images / "images"),
+                      "--annotations", str(six_images / "annotations.json"), "--out", str(tmp_path / "eval.json")])
+    assert code == 0 and "bbox_mAP" in json.loads((tmp_path / "eval.json").read_text())
+    assert not (tmp_path / "proposal_cache").exists()
     predictor = Predictor.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu")
     image = np.full((90, 120, 3), 40, np.uint8)
     image[20:60, 30:80] = 220
