@@ -5,7 +5,6 @@ Keyed by content, so a renamed or copied image hits the cache; `ensure` fills it
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -19,18 +18,9 @@ from tqdm import tqdm
 from datasets.atomic import atomic_open
 from datasets.images import read_image
 from detection.errors import UserError
-from detection.proposals.base import Proposer, ProposalConfig, build_proposer
+from detection.proposals.base import Proposer, ProposalConfig, build_proposer, file_sha1
 
 _PROPOSERS: dict[str, Proposer] = {}  # per process: each settings key's proposer, built once
-
-
-def file_sha1(path: str | os.PathLike) -> str:
-    """The hex SHA-1 of a file's bytes (read in 1 MiB chunks)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def compute(cfg: ProposalConfig, image_path: str | os.PathLike, target: str | os.PathLike) -> np.ndarray:

@@ -81,3 +81,15 @@ def test_checkpoint_of_another_family_is_a_user_error(tmp_path):
     path = save_tiny_checkpoint(tmp_path / "ssd.pt", "ssd")
     with pytest.raises(UserError, match=r"ssd.pt: the rpn proposal method needs a Faster R-CNN checkpoint.*ssd"):
         build_proposer(ProposalConfig(method="rpn", checkpoint=str(path)))
+
+
+def test_cache_key_follows_the_checkpoints_content_not_its_path(tmp_path, checkpoint):
+    import shutil
+
+    copy = tmp_path / "copy.pt"
+    shutil.copyfile(checkpoint, copy)
+    key = ProposalConfig(method="rpn", checkpoint=str(checkpoint)).key()
+    assert ProposalConfig(method="rpn", checkpoint=str(copy)).key() == key
+    with open(copy, "ab") as handle:  # "retrained": other bytes at the same path
+        handle.write(b"\0")
+    assert ProposalConfig(method="rpn", checkpoint=str(copy)).key() != key
