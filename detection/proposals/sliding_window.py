@@ -41,7 +41,8 @@ def window_sizes(height: int, width: int, smallest: int, step: float, ratios: tu
     ratio w/h, clipped to the image; the whole image first. A size closer than MAX_IOU (aligned_iou) to an
     earlier one is left out: clipping makes such near-twins."""
     longest = max(height, width)
-    sides = float(min(smallest, longest)) * step ** np.arange(int(np.log(longest / min(smallest, longest)) / np.log(step)) + 2)
+    first = min(smallest, longest)
+    sides = first * step ** np.arange(int(math.log(longest / first) / math.log(step)) + 2)  # the last >= longest
     sizes = [(width, height)] + [(side * math.sqrt(r), side / math.sqrt(r)) for side in sides for r in ratios]
     sizes = np.clip(np.round(np.array(sizes)), 1, [width, height]).astype(np.int64)
     kept = [sizes[0]]
