@@ -96,7 +96,8 @@ class ProposalCache:
     def ensure(self, paths: Iterable[str | os.PathLike], workers: int | None = None, progress: bool = True) -> int:
         """Compute the proposals of every image whose cache file is missing, in `workers` processes (default: one
         per CPU; in-process when 1, for a single image, or inside a DataLoader worker). Returns how many images
-        were computed; files with equal bytes are computed once."""
+        were computed; files with equal bytes are computed once. The processes are spawned (not forked), so a
+        script calling this needs the usual `if __name__ == "__main__":` guard."""
         missing: dict[Path, Path] = {}
         for path in paths:
             target = self.path_for(path)
