@@ -54,7 +54,7 @@ def load(path: Path) -> np.ndarray | None:
     return boxes
 
 
-def can_fork_workers() -> bool:
+def can_start_processes() -> bool:
     """False inside a daemonic process (a torch DataLoader worker), which may not start processes of its own."""
     return not multiprocessing.current_process().daemon
 
@@ -108,7 +108,7 @@ class ProposalCache:
         workers = min(workers or os.cpu_count() or 1, len(missing))
         with tqdm(total=len(missing), desc=f"proposals {self.cfg.method}", unit="img",
                   disable=None if progress else True) as bar:
-            if workers > 1 and can_fork_workers():
+            if workers > 1 and can_start_processes():
                 self._in_processes(missing, workers, bar)
             else:
                 for target, path in missing.items():
