@@ -154,8 +154,10 @@ def add_sequences(sub) -> None:
                        "background, change scale and pass over each other. Per sequence OUT/seq-NNNN/: "
                        "frames/000001.jpg..., seq-NNNN.mp4, groundtruth_rect.txt (OTB: x,y,w,h of object 1, one "
                        "line a frame), gt/gt.txt (MOTChallenge: frame,id,x,y,w,h,1,class,visibility, frames "
-                       "from 1) and seqinfo.ini; OUT/sequences.json lists them. Object 1 is the target, object 2 "
-                       "a distractor of its class; --mode crossing makes those two cross at the middle frame.")
+                       "from 1), det/det.txt (MOTChallenge public detections made from the ground truth: "
+                       "jittered, some missed, low scores for half-hidden objects, none for hidden ones, plus false "
+                       "alarms) and seqinfo.ini; OUT/sequences.json lists them. Object 1 is the target, object 2 a "
+                       "distractor of its class; --mode crossing makes those two cross at the middle frame.")
     p.add_argument("--annotations", required=True, help="COCO json whose objects are cut out")
     p.add_argument("--images", required=True, help="folder its file names are relative to")
     p.add_argument("--out", required=True, help="output folder")
@@ -169,6 +171,11 @@ def add_sequences(sub) -> None:
                    help="dataset: one of its images with the objects painted out (default); texture: generated")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate of the MP4 and seqinfo.ini (default 25)")
     p.add_argument("--format", choices=["jpg", "png"], default="jpg", help="frame image format (default jpg)")
+    p.add_argument("--det-jitter", type=float, default=0.04,
+                   help="det/det.txt: std of box position and log size, fraction of the box (default 0.04)")
+    p.add_argument("--det-drop", type=float, default=0.1, help="det/det.txt: share of objects missed (default 0.1)")
+    p.add_argument("--det-false-alarms", type=float, default=0.3,
+                   help="det/det.txt: false boxes per frame, mean (default 0.3)")
     p.add_argument("--seed", type=int, default=0)
 
 

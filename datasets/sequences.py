@@ -1,6 +1,6 @@
 """`sequences`: synthetic tracking videos from a COCO dataset's objects, with OTB and MOTChallenge ground truth.
 
-Objects (cut out by mask, else by box) move smoothly over a background, change scale and pass over each other.
+Objects (cut out by mask, else by box) move smoothly, change scale and pass over each other; det/ holds noisy detections.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from datasets.atomic import write_json
 from datasets.compose import place, render_frame
 from datasets.errors import UserError
 from datasets.motion import Motion, crossing_pair, random_motion
+from datasets.public_detections import DetectionNoise, detection_lines, frame_detections
 from datasets.sprites import Sprite, SpriteSource, dataset_background, load_sprites
 from datasets.synth import make_background
 from datasets.video import mp4_writer
@@ -37,9 +38,11 @@ class SequenceOptions:
     background: str = "dataset"  # dataset: an image of the set, objects painted out | texture
     fps: float = 25.0
     image_format: str = "jpg"
+    detections: DetectionNoise = dataclasses.field(default_factory=DetectionNoise)  # for det/det.txt
 
     def check(self) -> None:
         """UserError naming the option that is out of range."""
+        self.detections.check()
         if self.frames < 2:
             raise UserError(f"--frames must be at least 2, got {self.frames}")
         if self.objects < 2:
@@ -117,22 +120,28 @@ def seqinfo(name: str, options: SequenceOptions) -> str:
             f"imWidth={options.size}\nimHeight={options.size}\nimExt=.{options.image_format}\n")
 
 
-def write_sequence(folder: Path, name: str, rng: np.random.Generator, scene: Scene, options: SequenceOptions) -> None:
-    """Frames, <name>.mp4, groundtruth_rect.txt (object 1), gt/gt.txt and seqinfo.ini into `folder`."""
-    (folder / "frames").mkdir(parents=True)
-    (folder / "gt").mkdir()
-    gt, target = [], []
+def write_sequence(folder: Path, name: str, rngs: tuple, scene: Scene, options: SequenceOptions) -> None:
+    """Frames, <name>.mp4, groundtruth_rect.txt (object 1), gt/gt.txt, det/det.txt and seqinfo.ini.
+
+    rngs: (frame noise, public detections), apart so the detections' settings never change the frames.
+    """
+    for sub in ("frames", "gt", "det"):
+        (folder / sub).mkdir(parents=True)
+    gt, det, target = [], [], []
     with mp4_writer(folder / f"{name}.mp4", options.fps) as video:
-        for frame, (image, boxes, visibility) in enumerate(render_scene(rng, scene, options.frames), 1):
+        for frame, (image, boxes, visibility) in enumerate(render_scene(rngs[0], scene, options.frames), 1):
             ok, data = cv2.imencode(f".{options.image_format}", image)
             if not ok:
                 raise UserError(f"OpenCV cannot encode .{options.image_format} frames")
             (folder / "frames" / f"{frame:06d}.{options.image_format}").write_bytes(data.tobytes())
             video.write(image)
             gt += gt_lines(frame, boxes, visibility, scene)
+            det += detection_lines(frame, *frame_detections(rngs[1], boxes, visibility, options.size,
+                                                            options.detections))
             target.append(",".join(str(int(v)) for v in boxes[0]))
-    (folder / "gt" / "gt.txt").write_text("\n".join(gt) + "\n")
-    (folder / "groundtruth_rect.txt").write_text("\n".join(target) + "\n")
+    for path, lines in ((folder / "gt" / "gt.txt", gt), (folder / "det" / "det.txt", det),
+                        (folder / "groundtruth_rect.txt", target)):
+        path.write_text("".join(f"{line}\n" for line in lines))
     (folder / "seqinfo.ini").write_text(seqinfo(name, options))
 
 
@@ -150,7 +159,7 @@ def make_sequence(out: Path, index: int, seed: int, source: SpriteSource, option
     scene = plan_scene(rng, source, options)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
     try:
-        write_sequence(staging, name, rng, scene, options)
+        write_sequence(staging, name, (rng, np.random.default_rng([seed, index, 1])), scene, options)
         replace_folder(staging, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -164,6 +173,8 @@ def make_sequences(annotations: str | os.PathLike, images: str | os.PathLike, ou
     """Write `num_sequences` sequences and OUT/sequences.json; keyword options are SequenceOptions fields."""
     try:
         options = SequenceOptions(**opts)
+        if isinstance(options.detections, dict):
+            options.detections = DetectionNoise(**options.detections)
     except TypeError as exc:
         raise UserError(f"unknown sequences option: {exc}")
     options.check()
@@ -184,5 +195,6 @@ def run(args) -> None:
     """CLI: python -m datasets sequences."""
     folders = make_sequences(args.annotations, args.images, args.out, args.num_sequences, args.seed,
                              frames=args.frames, objects=args.objects, size=args.size, mode=args.mode,
-                             background=args.background, fps=args.fps, image_format=args.format)
+                             background=args.background, fps=args.fps, image_format=args.format,
+                             detections=DetectionNoise(args.det_jitter, args.det_drop, args.det_false_alarms))
     print(f"wrote {len(folders)} sequences of {args.frames} frames to {args.out}")

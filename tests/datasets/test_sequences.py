@@ -1,4 +1,5 @@
-"""`datasets sequences`: files, line counts and formats, the crossing pair, boxes-only input, bad input."""
+"""`datasets sequences`: files, line counts and formats, the crossing pair, public detections, boxes-only
+input, bad input."""
 from __future__ import annotations
 
 import configparser
@@ -64,6 +65,9 @@ def test_writes_every_file_with_right_counts(sequences):
         assert ((gt[:, 8] >= 0) & (gt[:, 8] <= 1)).all() and (gt[:, 4:6] > 0).all()
         target = gt[gt[:, 1] == 1][:, 2:6]
         assert np.array_equal(target, np.array([[int(v) for v in line.split(",")] for line in rects]))
+        det = np.loadtxt(folder / "det" / "det.txt", delimiter=",", ndmin=2)
+        assert det.shape[1] == 10 and (det[:, 1] == -1).all() and (det[:, 7:] == -1).all()
+        assert set(det[:, 0]) <= set(range(1, FRAMES + 1)) and ((det[:, 6] > 0) & (det[:, 6] < 1)).all()
         info = configparser.ConfigParser()
         info.read(folder / "seqinfo.ini")
         assert dict(info["Sequence"]) == {"name": name, "imdir": "frames", "framerate": "25",
@@ -81,6 +85,18 @@ def test_target_and_distractor_share_a_class_and_cross(sequences):
         assert gap[FRAMES // 2] < 0.5 * min(gap[0], gap[-1])  # they meet in the middle, apart at both ends
         assert np.dot(centre_one[-1] - centre_one[0], centre_two[-1] - centre_two[0]) <= 0  # not side by side
         assert min(one[:, 8].min(), two[:, 8].min()) < 0.9  # one passes over the other
+
+
+def test_public_detections_follow_the_ground_truth(source, tmp_path):
+    annotations, images = source
+    out = tmp_path / "out"
+    assert main(["sequences", "--annotations", str(annotations), "--images", str(images), "--out", str(out),
+                 "--num-sequences", "1", "--frames", "10", "--size", "96", "--det-jitter", "0", "--det-drop", "0",
+                 "--det-false-alarms", "0"]) == 0
+    gt, det = read_gt(out / "seq-0001"), np.loadtxt(out / "seq-0001/det/det.txt", delimiter=",", ndmin=2)
+    seen = gt[gt[:, 8] >= 0.2]  # hidden objects are not detected, the others exactly, weak when half hidden
+    assert np.array_equal(det[:, [0, 2, 3, 4, 5]], seen[:, [0, 2, 3, 4, 5]])
+    assert np.array_equal(det[:, 6] < 0.55, seen[:, 8] < 0.6)
 
 
 def test_same_seed_same_sequences(source, sequences, tmp_path):
