@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-age", type=int, default=30, help="frames a lost track waits to be found (default 30)")
     parser.add_argument("--class-aware", action="store_true", help="match detections only to tracks of their class")
     parser.add_argument("--max-detections", type=int, default=100, help="detector: boxes per frame (default 100)")
+    parser.add_argument("--nms-iou", type=float, default=0.5,
+                        help="detector: boxes overlapping a better one this much are dropped, whatever their class "
+                        "(default 0.5; 1 keeps all)")
     parser.add_argument("--device", default="auto", help="detector: auto | cpu | cuda")
     parser.add_argument("--no-video", action="store_true", help="write the results file only")
     return parser.parse_args(argv)
@@ -110,7 +113,11 @@ def public_detections(path: str) -> Callable[[int, np.ndarray], Detections]:
 
 
 def detector_detections(args: argparse.Namespace) -> Callable[[int, np.ndarray], Detections]:
-    """Detections of a frame by the checkpoint's detector (scores from --low-threshold up)."""
+    """Detections of a frame by the checkpoint's detector (scores from --low-threshold up), with boxes of
+    other classes on the same object removed (class-agnostic NMS at --nms-iou): one object, one track."""
+    import torch
+    from torchvision.ops import nms
+
     from detection.predictor import Predictor
     from detection.tracking.boxes import xywh_to_xyxy
 
@@ -119,9 +126,10 @@ def detector_detections(args: argparse.Namespace) -> Callable[[int, np.ndarray],
     def detect(_frame: int, image: np.ndarray) -> Detections:
         dets = predictor.predict([cv2.cvtColor(image, cv2.COLOR_BGR2RGB)], args.low_threshold,
                                  args.max_detections)[0]
-        return (xywh_to_xyxy(np.array([d["bbox"] for d in dets]).reshape(-1, 4)),
-                np.array([d["score"] for d in dets], dtype=np.float64),
-                np.array([d["category_id"] for d in dets], dtype=np.int64))
+        boxes = xywh_to_xyxy(np.array([d["bbox"] for d in dets]).reshape(-1, 4))
+        scores = np.array([d["score"] for d in dets], dtype=np.float64)
+        keep = nms(torch.from_numpy(boxes), torch.from_numpy(scores), args.nms_iou).numpy()
+        return boxes[keep], scores[keep], np.array([d["category_id"] for d in dets], dtype=np.int64)[keep]
 
     return detect
 
@@ -184,6 +192,8 @@ def check_inputs(args: argparse.Namespace) -> None:
         raise UserError(f"--fps must be positive, got {args.fps}")
     if args.max_detections < 1:
         raise UserError("--max-detections must be at least 1")
+    if not 0 < args.nms_iou <= 1:
+        raise UserError(f"--nms-iou must be in (0, 1], got {args.nms_iou}")
 
 
 @cli_main

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from detection.errors import UserError, cli_main
@@ -70,10 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     kind = guess_kind(args.gt) if args.kind == "auto" else args.kind
     metrics = evaluate(args, kind)
-    print(table(metrics, MOT_TABLE if kind == "mot" else SOT_TABLE))
-    if args.plot:
-        print(f"plot -> {args.plot}")
-    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}))  # curves: --plot
+    try:
+        print(table(metrics, MOT_TABLE if kind == "mot" else SOT_TABLE))
+        if args.plot:
+            print(f"plot -> {args.plot}")
+        print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}), flush=True)  # curves: --plot
+    except BrokenPipeError:  # `| head` has all it wanted; what is left to flush goes nowhere (Python docs, SIGPIPE)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -99,6 +99,8 @@ def test_bad_input(sequence, tmp_path, capsys):
         (["--source", str(fake), "--detections", str(detections)], ("fake.mp4", "not a readable video")),
         (["--source", video, "--init", "10,10,20,20"], (SOT_NOT_BUILT,)),
         (["--source", video], ("--checkpoint", "--detections")),
+        (["--source", video, "--checkpoint", str(tmp_path / "x.pt"), "--nms-iou", "0"], ("--nms-iou",)),
+        (["--source", video, "--checkpoint", str(tmp_path / "x.pt")], ("x.pt",)),
     ]
     for index, (args, fragments) in enumerate(cases):
         out = tmp_path / f"out{index}"
