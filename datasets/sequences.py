@@ -1,6 +1,6 @@
 """`sequences`: synthetic tracking videos from a COCO dataset's objects, with OTB and MOTChallenge ground truth.
 
-Objects (cut out by mask, else by box) move smoothly, change scale and pass over each other; det/ holds noisy detections.
+Objects (cut out by mask, else by box) move smoothly, change scale, pass over each other; det/ has noisy detections.
 """
 from __future__ import annotations
 

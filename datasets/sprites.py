@@ -90,8 +90,12 @@ def painted_out(image: np.ndarray, anns: list[dict]) -> np.ndarray:
 
 
 def dataset_background(source: SpriteSource, rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random image of the dataset, objects painted out, resized to size x size and softened (BGR)."""
+    """A random square of a random image of the dataset, objects painted out, resized to size x size and
+    softened (BGR)."""
     image_id = list(source.images)[int(rng.integers(len(source.images)))]
     image = read_image(source.images_dir / source.images[image_id]["file_name"])
     clean = painted_out(image, source.by_image[image_id])
-    return cv2.GaussianBlur(cv2.resize(clean, (size, size), interpolation=cv2.INTER_CUBIC), (0, 0), 1.5)
+    side = min(clean.shape[:2])
+    top, left = (int(rng.integers(extent - side + 1)) for extent in clean.shape[:2])
+    square = clean[top:top + side, left:left + side]
+    return cv2.GaussianBlur(cv2.resize(square, (size, size), interpolation=cv2.INTER_CUBIC), (0, 0), 1.5)

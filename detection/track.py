@@ -20,9 +20,9 @@ import numpy as np
 
 from datasets.atomic import write_text
 from datasets.images import read_image
-from datasets.video import mp4_writer, open_video, video_fps, video_frames
+from datasets.video import VIDEO_SUFFIXES, mp4_writer, open_video, video_fps, video_frames
 from detection.errors import UserError, cli_main
-from detection.predict import VIDEO_SUFFIXES, list_images
+from detection.predict import list_images
 
 SOT_NOT_BUILT = "single-object tracking needs a SiamFC checkpoint (not built yet)"
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes [N, 4] xyxy, scores [N], classes [N]
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     given.add_argument("--detections", help="MOTChallenge public detections: frame,-1,x,y,w,h,score[,...] a line")
     given.add_argument("--init", metavar="X,Y,W,H", help="single-object tracking from this box (SiamFC, not built yet)")
     parser.add_argument("--name", help="results name (default: the video's stem or the folder's name)")
-    parser.add_argument("--fps", type=float, help="frame rate of a folder's MP4 (default: seqinfo.ini beside it, or 25)")
+    parser.add_argument("--fps", type=float, help="frame rate of a folder's MP4 (default: its seqinfo.ini, or 25)")
     parser.add_argument("--high-threshold", type=float, default=0.5, help="first-association score (default 0.5)")
     parser.add_argument("--low-threshold", type=float, default=0.1, help="second-association score (default 0.1)")
     parser.add_argument("--new-track-threshold", type=float, default=0.6, help="score to start a track (default 0.6)")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from datasets.cli import main
+from datasets.sprites import cut_sprite, painted_out
 from datasets.synth import make_shapes
 
 FRAMES = 12
@@ -137,3 +138,16 @@ def test_bad_input_is_one_error_line(source, tmp_path, capsys, args, fragment):
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in err
     assert not list((tmp_path / "out").glob("seq-*"))
+
+
+def test_backgrounds_lose_their_objects_and_sprites_keep_their_mask():
+    image = np.full((64, 96, 3), 120, np.uint8)
+    image[20:40, 30:50] = (0, 0, 255)
+    ann = {"bbox": [30, 20, 20, 20], "segmentation": [[30, 20, 50, 20, 50, 40, 30, 40]], "category_id": 2}
+    clean = painted_out(image, [ann])
+    assert np.abs(clean.astype(int) - 120).max() <= 5  # the red square is gone (it was 135 off)
+    sprite = cut_sprite(image, ann)
+    assert sprite.category_id == 2 and sprite.alpha.shape == (20, 20) and sprite.alpha.min() == 1
+    assert (sprite.pixels == (0, 0, 255)).all()
+    no_mask = cut_sprite(image, {"bbox": [25, 15, 30, 30], "category_id": 1})
+    assert no_mask.alpha.shape == (30, 30) and no_mask.alpha.min() == 1  # boxes only: the whole box
