@@ -148,6 +148,37 @@ def add_anchors(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def add_sequences(sub) -> None:
+    p = sub.add_parser("sequences", help="synthetic tracking videos from a COCO dataset's objects",
+                       description="Objects of a COCO dataset (cut out by mask, else by box) move smoothly over a "
+                       "background, change scale and pass over each other. Per sequence OUT/seq-NNNN/: "
+                       "frames/000001.jpg..., seq-NNNN.mp4, groundtruth_rect.txt (OTB: x,y,w,h of object 1, one "
+                       "line a frame), gt/gt.txt (MOTChallenge: frame,id,x,y,w,h,1,class,visibility, frames "
+                       "from 1), det/det.txt (MOTChallenge public detections made from the ground truth: "
+                       "jittered, some missed, low scores for half-hidden objects, none for hidden ones, plus false "
+                       "alarms) and seqinfo.ini; OUT/sequences.json lists them. Object 1 is the target, object 2 a "
+                       "distractor of its class; --mode crossing makes those two cross at the middle frame.")
+    p.add_argument("--annotations", required=True, help="COCO json whose objects are cut out")
+    p.add_argument("--images", required=True, help="folder its file names are relative to")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--num-sequences", type=int, default=2, help="how many sequences (default 2)")
+    p.add_argument("--frames", type=int, default=60, help="frames per sequence (default 60)")
+    p.add_argument("--objects", type=int, default=4, help="objects per sequence, at least 2 (default 4)")
+    p.add_argument("--size", type=int, default=256, help="square frame side in pixels (default 256)")
+    p.add_argument("--mode", choices=["crossing", "random"], default="crossing",
+                   help="crossing: objects 1 and 2 cross paths at the middle frame (default); random: all random")
+    p.add_argument("--background", choices=["dataset", "texture"], default="dataset",
+                   help="dataset: one of its images with the objects painted out (default); texture: generated")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the MP4 and seqinfo.ini (default 25)")
+    p.add_argument("--format", choices=["jpg", "png"], default="jpg", help="frame image format (default jpg)")
+    p.add_argument("--det-jitter", type=float, default=0.04,
+                   help="det/det.txt: std of box position and log size, fraction of the box (default 0.04)")
+    p.add_argument("--det-drop", type=float, default=0.1, help="det/det.txt: share of objects missed (default 0.1)")
+    p.add_argument("--det-false-alarms", type=float, default=0.3,
+                   help="det/det.txt: false boxes per frame, mean (default 0.3)")
+    p.add_argument("--seed", type=int, default=0)
+
+
 COMMANDS = {
     "synth": ("datasets.synth", add_synth),
     "from-masks": ("datasets.masks", add_from_masks),
@@ -160,6 +191,7 @@ COMMANDS = {
     "stats": ("datasets.stats", add_stats),
     "draw": ("datasets.draw", add_draw),
     "anchors": ("datasets.anchors", add_anchors),
+    "sequences": ("datasets.sequences", add_sequences),
 }
 
 

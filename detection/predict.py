@@ -14,12 +14,10 @@ from pathlib import Path
 
 import cv2
 
-from datasets.atomic import atomic_path
 from datasets.images import IMAGE_SUFFIXES, write_image
 from datasets.images import list_images as images_under
+from datasets.video import VIDEO_SUFFIXES, Mp4Writer, mp4_writer, open_video, video_fps, video_frames
 from detection.errors import UserError, cli_main
-
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -114,41 +112,27 @@ def save_drawing(image, detections: list[dict], path: Path) -> None:
 
 def predict_video(predictor, video: Path, args: argparse.Namespace) -> list[dict]:
     """Every frame through the model; results carry image_id = frame number (from 1); writes OUT/<stem>.mp4."""
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise UserError(f"{video}: not a readable video")
+    capture = open_video(video)
     try:
         if args.no_draw:
             return video_results(predictor, capture, video, args, None)
-        with atomic_path(Path(args.out) / f"{video.stem}.mp4", suffix=".mp4") as drawn:
+        with mp4_writer(Path(args.out) / f"{video.stem}.mp4", video_fps(capture)) as drawn:
             return video_results(predictor, capture, video, args, drawn)
     finally:
         capture.release()
 
 
-def video_results(predictor, capture, video: Path, args: argparse.Namespace, drawn: Path | None) -> list[dict]:
+def video_results(predictor, capture, video: Path, args: argparse.Namespace, drawn: Mp4Writer | None) -> list[dict]:
     """Detections of every frame of an open capture; frames with boxes drawn go to `drawn` when given."""
     from detection.utils.draw import draw_detections
 
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer, results, frame_id = None, [], 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frame_id += 1
-            dets = predictor.predict([cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)], args.score_threshold,
-                                     args.max_detections)[0]
-            results += [{"image_id": frame_id, "file_name": f"{video.name}#{frame_id}", **d} for d in dets]
-            if drawn is not None:
-                if writer is None:
-                    size = (frame.shape[1], frame.shape[0])
-                    writer = cv2.VideoWriter(str(drawn), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-                writer.write(draw_detections(frame, dets, enlarge=False))
-    finally:
-        if writer is not None:
-            writer.release()
+    results, frame_id = [], 0
+    for frame_id, frame in enumerate(video_frames(capture), 1):
+        dets = predictor.predict([cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)], args.score_threshold,
+                                 args.max_detections)[0]
+        results += [{"image_id": frame_id, "file_name": f"{video.name}#{frame_id}", **d} for d in dets]
+        if drawn is not None:
+            drawn.write(draw_detections(frame, dets, enlarge=False))
     if frame_id == 0:
         raise UserError(f"{video}: no frames could be read")
     return results

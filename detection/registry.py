@@ -76,4 +76,4 @@ class Registry(Generic[T]):
 BACKBONES: Registry = Registry("backbone", "detection.backbones")
 NECKS: Registry = Registry("neck", "detection.necks")
 DETECTORS: Registry = Registry("detector", "detection.models")
-TRACKERS: Registry = Registry("tracker")
+TRACKERS: Registry = Registry("tracker", "detection.tracking")
