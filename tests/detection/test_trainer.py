@@ -136,7 +136,7 @@ def test_resume_without_last_checkpoint_is_user_error(tmp_path, tiny_data):
 def test_nan_loss_stops_with_user_error(tmp_path, tiny_data):
     trainer = Trainer(config(tmp_path / "nan", tiny_data, **{"train.epochs": "2"}), progress=False)
 
-    def nan_forward(images, targets=None):
+    def nan_forward(images, targets=None, proposals=None):  # the contract's signature
         zero = sum(p.sum() for p in trainer.model.parameters()) * 0
         return {"loss_classifier": zero + float("nan"), "loss_box_reg": zero + 1.0}
 
