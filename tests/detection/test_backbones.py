@@ -13,9 +13,10 @@ from detection.necks.fpn import FPN
 from detection.necks.select import SelectFeatures
 
 # Networks whose convolutions do not pad to "same": map size is input/stride only up to rounding.
-IRREGULAR = {"alexnet", "squeezenet1_1"}
-# alexnet's c5 is 1x1 at 64 px (and its stride can't be read from that): give it a larger input.
-INPUT = {"alexnet": (128, 160)}
+IRREGULAR = {"alexnet", "squeezenet1_1", "siamfc_alexnet", "siamfc_tiny"}
+# alexnet's c5 is 1x1 at 64 px (and its stride can't be read from that): give it a larger input. The SiamFC
+# networks pad nothing, so a map loses the receptive field (87 and 73 px): inputs large enough to read the stride.
+INPUT = {"alexnet": (128, 160), "siamfc_alexnet": (287, 320), "siamfc_tiny": (255, 300)}
 DEFAULT_INPUT = (64, 96)  # non-square on purpose: checks both axes
 
 

@@ -96,10 +96,14 @@ def test_resize_divides_the_jump_and_keeps_the_receptive_field():
     assert (down.size, down.jump) == (100, 32)
 
 
+UNPADDED = {"siamfc_alexnet", "siamfc_tiny"}  # their maps lose the receptive field: 64 px is too small
+
+
 @pytest.fixture(scope="module", params=list_backbones())
 def backbone_report(request):
     backbone = build_backbone(request.param)
-    return backbone, inspect_model(backbone, (3, 64, 64))
+    size = 127 if request.param in UNPADDED else 64
+    return backbone, inspect_model(backbone, (3, size, size))
 
 
 def test_every_backbone_inspects_and_its_totals_equal_sum_of_numel(backbone_report):
