@@ -5,6 +5,7 @@ Unknown keys and ill-typed values are UserErrors that name the key. Config -> kw
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from detection.errors import UserError
-from detection.registry import DETECTORS
+from detection.registry import DETECTORS, TRACKERS
 from detection.utils.io import atomic_open
 
 
@@ -26,6 +27,8 @@ class SplitConfig:
     images: str = ""
     proposals: str = ""  # R-CNN, Fast R-CNN: a proposals file (python -m detection.proposals) to use instead of
     # computing the model's own proposals into data.proposal_cache
+    sequences: str = ""  # SiamFC: a folder of tracking sequences (each frames/ + groundtruth_rect.txt, OTB boxes):
+    # training pairs from them (besides the COCO split's), or the validation's sequences
 
 
 @dataclass
@@ -63,7 +66,8 @@ class PostprocessConfig:
 
 @dataclass
 class ModelConfig:
-    """Which detector (DETECTORS registry) on which backbone (BACKBONES) and neck (NECKS).
+    """Which detector (DETECTORS registry) or trainable tracker (TRACKERS: siamfc) on which backbone (BACKBONES)
+    and neck (NECKS).
 
     The family's own options live in `model.<name>` (e.g. `model.faster_rcnn.anchor_sizes`), held here
     in `options` as that family's dataclass; a section of another family is an error.
@@ -190,17 +194,28 @@ def _unknown_key(full: str, allowed: list[str]) -> UserError:
     return UserError(f"unknown config key {full!r} (allowed here: {', '.join(allowed)})")
 
 
-def family_of(name: Any, key: str = "model.name"):
-    """The registered detector family `name`; UserError with close matches.
+def model_families() -> list[str]:
+    """What `model.name` may name: the detector families (DETECTORS) and the trainable trackers (the TRACKERS
+    entries with options, e.g. siamfc)."""
+    return sorted([*DETECTORS.names(), *(name for name in TRACKERS.names() if hasattr(TRACKERS.get(name), "options"))])
 
-    The first read of DETECTORS imports every family (and torch); importing this module does not.
+
+def family_of(name: Any, key: str = "model.name"):
+    """The registered model family `name` (a detector family, or a trainable tracker); UserError with close matches.
+
+    A family has `name`, `options` (its dataclass), `default_neck` and `task` (which detection.tasks entry trains
+    it). The first read of DETECTORS imports every family (and torch); importing this module does not.
     """
     if not isinstance(name, str):
         raise UserError(f"config key {key!r}: expected str, got {name!r}")
-    try:
+    if name in DETECTORS:
         return DETECTORS.get(name)
-    except KeyError as exc:
-        raise UserError(f"{key}: {exc.args[0]}") from None
+    if name in model_families():
+        return TRACKERS.get(name)
+    known = model_families()
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UserError(f"{key}: unknown model {name!r}{hint} (known: {', '.join(known)})")
 
 
 def _build_model(data: Any, prefix: str) -> ModelConfig:
@@ -208,9 +223,10 @@ def _build_model(data: Any, prefix: str) -> ModelConfig:
     if not isinstance(data, dict):
         raise UserError(f"config key {prefix.rstrip('.')!r}: expected a mapping, got {data!r}")
     family = family_of(data.get("name", ModelConfig.name), f"{prefix}name")
-    shared = {k: v for k, v in data.items() if k != family.name and not (k in DETECTORS and v is None)}
+    families = model_families()
+    shared = {k: v for k, v in data.items() if k != family.name and not (k in families and v is None)}
     for key in shared:  # another family's section; set to null (model.faster_rcnn=null) it is dropped
-        if key not in ModelConfig.__dataclass_fields__ and key in DETECTORS:
+        if key not in ModelConfig.__dataclass_fields__ and key in families:
             raise UserError(f"config key '{prefix}{key}': options of the {key!r} family, but {prefix}name is "
                             f"{family.name!r}; only {prefix}{family.name} is read (remove the section or set "
                             f"{prefix}name={key})")

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from datasets.atomic import atomic_path
-from detection.config import Config, config_from_dict
+from detection.config import Config, config_from_dict, family_of
 from detection.engine.migrate import upgrade
 from detection.errors import UserError
 from detection.utils.io import read_torch_file
@@ -62,6 +62,9 @@ def build_from_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
 
     state = load_checkpoint(path)
     cfg = checkpoint_config(state, path)
+    if family_of(cfg.model.name).task != "detection":
+        raise UserError(f"{path}: a {cfg.model.name} tracker checkpoint, not a detector (track with it: "
+                        f"python -m detection.track --checkpoint {path} --source VIDEO --init x,y,w,h --out DIR)")
     # the checkpoint holds every weight: the backbone's starting weights (model.pretrained) are not needed
     model_cfg = dataclasses.replace(cfg.model, pretrained="")
     model = build_detector(model_cfg, num_classes=len(state["categories"]), input_size=cfg.data.input_size)

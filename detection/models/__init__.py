@@ -15,6 +15,9 @@ from detection.registry import DETECTORS
 def build_detector(cfg: ModelConfig, num_classes: int, input_size: int) -> Detector:
     """Build the backbone and neck once, then hand them to the registered family `cfg.name`."""
     family = family_of(cfg.name)
+    if family.task != "detection":
+        raise UserError(f"model.name: {cfg.name!r} is a {family.task} tracker, not a detector (track with it: "
+                        f"python -m detection.track --checkpoint CKPT --init x,y,w,h)")
     options = cfg.options if cfg.options is not None else family.options()
     if not isinstance(options, family.options):
         raise UserError(f"model.{cfg.name}: options are a {type(options).__name__}, "

@@ -92,12 +92,14 @@ class DetectorParts:
 
 @dataclass(frozen=True)
 class Family:
-    """A registered detector family: its factory, its options dataclass (model.<name>), its default neck."""
+    """A registered detector family: its factory, its options dataclass (model.<name>), its default neck; `task`
+    names what trains it (detection.tasks)."""
 
     name: str
     build: Callable[[DetectorParts, Any], Detector]
     options: type
     default_neck: str = "fpn"
+    task: str = "detection"
 
     def __call__(self, parts: DetectorParts, options: Any) -> Detector:
         return self.build(parts, options)

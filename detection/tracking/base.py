@@ -1,11 +1,11 @@
-"""What trackers answer and the interfaces they keep: multi-object (ByteTrack), single-object (SiamFC, to come).
+"""What trackers answer and the interfaces they keep: multi-object (ByteTrack), single-object (SiamFC).
 
 Boxes are absolute [x1, y1, x2, y2] float arrays in the frame's pixels; ids count from 1.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class MultiObjectTracker(Protocol):
 
 
 class SingleObjectTracker(Protocol):
-    """The interface the SiamFC tracker will implement: started on one box, then follows it frame by frame."""
+    """The interface the SiamFC tracker implements: started on one box, then follows it frame by frame."""
 
     def init(self, image: np.ndarray, box: np.ndarray) -> None:
         """Start on `box` [4] xyxy in `image` (RGB uint8 [H, W, 3])."""
@@ -47,3 +47,23 @@ class Embedder(Protocol):
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """RGB uint8 [H, W, 3] and boxes [N, 4] xyxy -> embeddings [N, D] (any scale; cosine is used)."""
         ...
+
+
+@dataclass(frozen=True)
+class TrackerFamily:
+    """A trainable tracker in the TRACKERS registry, and a model family a config may name (`model.name`).
+
+    `options`: its dataclass, read from `model.<name>`; `build_network(model_cfg)` makes its network from a
+    ModelConfig; calling the family with (network, options, device) makes the SingleObjectTracker that runs it;
+    `task` names what trains it (detection.tasks).
+    """
+
+    name: str
+    options: type
+    build_network: Callable[[Any], Any]
+    make_tracker: Callable[[Any, Any, Any], SingleObjectTracker]
+    task: str
+    default_neck: str = "none"
+
+    def __call__(self, network: Any, options: Any, device: Any = "cpu") -> SingleObjectTracker:
+        return self.make_tracker(network, options, device)
