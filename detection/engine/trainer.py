@@ -1,5 +1,5 @@
-"""The trainer every detector shares: optimizer, warmup + cosine/step schedule, AMP on CUDA, clipping,
-JSON-lines log, periodic COCO evaluation, atomic last.pt/best.pt and exact resume."""
+"""The trainer every model shares: optimizer, warmup + cosine/step schedule, AMP on CUDA, clipping, JSON-lines
+log, periodic evaluation, atomic last.pt/best.pt and exact resume; its task (detection.tasks) does the rest."""
 from __future__ import annotations
 
 import functools
@@ -7,21 +7,19 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from detection.config import Config, save_config
-from detection.data import CocoDetection, build_transform, collate
-from detection.data.multiscale import batch_size_for, rescale_batch
-from detection.data.proposals import split_proposals
+from detection.data import collate
 from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from detection.engine.ema import build_ema
-from detection.engine.evaluator import given_proposals, predict_loader
 from detection.engine.run_report import RunReport
 from detection.errors import UserError
-from detection.models import build_detector
+from detection.tasks import build_task
 from detection.utils.device import resolve_device, seed_everything
 from detection.utils.io import atomic_open
 
@@ -42,10 +40,10 @@ def seed_worker(worker_id: int, seed: int) -> None:
     info.dataset.transform.set_random_seed(seed * 1000 + worker_id)
 
 
-def make_loader(dataset: CocoDetection, batch_size: int, shuffle: bool, seed: int, num_workers: int,
-                context: str | None = None) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int,
+                context: str | None = None, collate_fn: Callable = collate) -> DataLoader:
     """A DataLoader whose order and augmentation depend on `seed` alone (any start method in `context`)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
                       generator=torch.Generator().manual_seed(seed),
                       multiprocessing_context=context if num_workers > 0 else None,
                       worker_init_fn=functools.partial(seed_worker, seed=seed) if num_workers > 0 else None)
@@ -62,7 +60,9 @@ def _epoch_of(line: str) -> float:
 class Trainer:
     """Trains `cfg.model` on `cfg.data` into `cfg.output_dir`; `fit()` returns the final metrics.
 
-    `progress`: bars on a terminal (tqdm leaves them out when stderr is not one); a line per epoch always.
+    The task `model.name` asks for (a detector, or the SiamFC tracker) supplies the data, the model, the loss
+    call, the evaluation and the metric best.pt follows. `progress`: bars on a terminal (tqdm leaves them out
+    when stderr is not one); a line per epoch always.
     """
 
     def __init__(self, cfg: Config, resume: bool = False, progress: bool = True) -> None:
@@ -71,11 +71,10 @@ class Trainer:
         self.run_report = RunReport(self.out, cfg.train.plots, cfg.train.tensorboard)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        self.train_set, self.val_set = self._datasets()
+        self.task = build_task(cfg)
+        self.train_set, self.val_set = self.task.datasets()
         self.categories = self.train_set.categories
-        self.model = build_detector(cfg.model, len(self.categories), cfg.data.input_size).to(self.device)
-        if self.model.takes_proposals:
-            self.attach_proposals()
+        self.model = self.task.build_model(self.train_set, self.val_set, self.device, progress)
         self.optimizer = build_optimizer(self.model, cfg)
         self.ema = build_ema(self.model, cfg.train.ema, cfg.train.ema_warmup) if cfg.train.ema > 0 else None
         self.iters_per_epoch = math.ceil(len(self.train_set) / cfg.train.batch_size)
@@ -87,31 +86,6 @@ class Trainer:
         if resume:
             self.load_state(self.out / "last.pt")
 
-    def _datasets(self) -> tuple[CocoDetection, CocoDetection | None]:
-        data = self.cfg.data
-        if not data.train.annotations:
-            raise UserError("config key 'data.train.annotations' is empty: point it at a COCO json")
-        train = CocoDetection(data.train.annotations, data.train.images,
-                              build_transform(data.input_size, True, data.augment, seed=self.cfg.seed),
-                              mosaic=data.augment.mosaic)
-        if len(train) == 0:
-            raise UserError(f"{data.train.annotations}: no images to train on")
-        if not data.val.annotations:
-            return train, None
-        val = CocoDetection(data.val.annotations, data.val.images, build_transform(data.input_size, False))
-        if [c["id"] for c in val.categories] != [c["id"] for c in train.categories]:
-            raise UserError(f"{data.val.annotations}: categories differ from {data.train.annotations}")
-        return train, val
-
-    def attach_proposals(self) -> None:
-        """Proposals for the train and val images (a file, or computed once into the cache) join the data path."""
-        cfg, data = self.model.proposal_input.cfg, self.cfg.data
-        splits = [(self.train_set, data.train.proposals, cfg.top_n_train)]
-        if self.val_set is not None:
-            splits.append((self.val_set, data.val.proposals, cfg.top_n_test))
-        for dataset, file, top_n in splits:
-            dataset.proposals = split_proposals(dataset, file, data.proposal_cache, cfg, top_n, self.progress)
-
     def lr_factor(self, step: int) -> float:
         """Multiplier of train.lr at iteration `step`: linear warmup, then cosine (to 1%) or steps."""
         t = self.cfg.train
@@ -122,8 +96,9 @@ class Trainer:
         progress = min(step, total) / total
         return warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    def loader(self, dataset: CocoDetection, shuffle: bool, seed: int) -> DataLoader:
-        return make_loader(dataset, self.cfg.train.batch_size, shuffle, seed, self.cfg.data.num_workers)
+    def loader(self, dataset: Dataset, shuffle: bool, seed: int) -> DataLoader:
+        return make_loader(dataset, self.cfg.train.batch_size, shuffle, seed, self.cfg.data.num_workers,
+                           collate_fn=self.task.collate)
 
     def train_one_epoch(self) -> dict:
         """One pass over the training set; every RNG is seeded from (seed, epoch) so resume is exact."""
@@ -134,9 +109,9 @@ class Trainer:
         start, seen, sums = time.time(), 0, {}
         bar = tqdm(self.loader(self.train_set, True, seed), desc=f"epoch {self.epoch + 1}/{self.epochs}",
                    disable=None if self.progress else True, leave=False)  # None: off when not a terminal
-        for images, targets in bar:
-            losses = self.train_step(images, targets)
-            seen += len(images)
+        for inputs, targets in bar:
+            losses = self.train_step(inputs, targets)
+            seen += len(targets)
             sums = {k: sums.get(k, 0.0) + v for k, v in losses.items() if k != "lr"}
             bar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{losses['lr']:.4g}")
             if self.step % self.cfg.train.log_every == 0:
@@ -147,17 +122,11 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": round(seconds, 2), "images_per_s": round(seen / max(seconds, 1e-9), 2)}
 
-    def train_step(self, images: torch.Tensor, targets: list[dict]) -> dict:
-        images = images.to(self.device, non_blocking=True)
-        targets = [{k: t[k].to(self.device) for k in ("boxes", "labels", "proposals") if k in t} for t in targets]
-        if self.cfg.data.multi_scale:
-            low, high = self.cfg.data.multi_scale
-            size = batch_size_for(self.step, self.cfg.seed, self.cfg.data.input_size, low, high)
-            images, targets = rescale_batch(images, targets, size)
-        proposals = given_proposals(targets, self.device)
-        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+    def train_step(self, inputs, targets: list) -> dict:
+        """One optimizer step on a batch of the task's `collate`; returns the loss, its terms and the lr."""
+        batch = self.task.to_device(inputs, targets, self.device, self.step)
         with torch.autocast(self.device.type, enabled=self.amp):
-            losses = self.model(images, targets, proposals)
+            losses = self.task.losses(self.model, batch)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
@@ -218,7 +187,7 @@ class Trainer:
         line = (f"epoch {self.epoch}/{self.epochs}  loss {record['loss']:.4f}  "
                 f"{record['images_per_s']:.1f} img/s  {record['seconds']:.1f}s")
         if metrics:
-            line += f"  bbox_mAP {metrics['bbox_mAP']:.4f}  bbox_mAP_50 {metrics['bbox_mAP_50']:.4f}"
+            line += "".join(f"  {key} {metrics[key]:.4f}" for key in self.task.report_keys)
         tqdm.write(line)
 
     def fit_time_budget(self) -> None:
@@ -236,17 +205,14 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def evaluate(self) -> dict:
-        """The 12 COCO numbers on the val set, plus "per_class" (AP, AP50, AP75 of each category); the
-        run report draws the evaluation's pictures."""
-        loader = self.loader(self.val_set, False, self.cfg.seed)
-        results = predict_loader(self.inference_model, loader, self.val_set.categories, self.device,
-                                 progress=self.progress)
-        found = self.run_report.evaluation(self.val_set.coco, self.val_set.images_dir, results)
-        return {k: v for k, v in found.record().items() if k != "confusion_matrix"}
+        """The task's numbers on the val set: for detectors the 12 COCO numbers plus "per_class" (AP, AP50,
+        AP75 of each category; the run report draws the pictures), for SiamFC success_auc and precision_20."""
+        return self.task.evaluate(self)
 
     def save(self, metrics: dict) -> None:
-        """last.pt every epoch (with optimizer state); best.pt when bbox_mAP improves (or no val set)."""
-        score = metrics.get("bbox_mAP", -1.0)
+        """last.pt every epoch (with optimizer state); best.pt when the task's best_metric (bbox_mAP,
+        success_auc) improves (or no val set)."""
+        score = metrics.get(self.task.best_metric, -1.0)
         improved = self.val_set is None or (bool(metrics) and score > self.best)
         if metrics:
             self.metrics = metrics

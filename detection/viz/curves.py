@@ -1,4 +1,5 @@
-"""Training curves read back from metrics.jsonl: every loss term, the learning rate and val mAP per epoch.
+"""Training curves read back from metrics.jsonl: every loss term, the learning rate and val mAP (a tracker's val
+success AUC and precision@20) per epoch.
 
 One run makes a run's results.png; several make the comparison figure of `python -m detection.plot`.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from datasets.plot import pyplot, save_figure
 from detection.errors import UserError
 
-VAL_KEYS = ("bbox_mAP", "bbox_mAP_50")
+VAL_KEYS = ("bbox_mAP", "bbox_mAP_50", "success_auc", "precision_20")  # detectors, then the SiamFC tracker
 MIN_PANEL = (4.0, 3.0)  # inches per panel at 100 dpi: 400 x 300 pixels
 
 
