@@ -1,8 +1,10 @@
 """Track objects through a video or a folder of frames:
-python -m detection.track --source VIDEO|DIR --out DIR (--checkpoint CKPT | --detections FILE).
+python -m detection.track --source VIDEO|DIR --out DIR (--checkpoint CKPT [--init x,y,w,h] | --detections FILE).
 
 Detections per frame (a detector, or MOTChallenge public detections) go through ByteTrack; writes OUT/<name>.txt
 (MOTChallenge results: frame,id,x,y,w,h,score,-1,-1,-1, frames from 1) and OUT/<name>.mp4 with ids drawn.
+A SiamFC tracker checkpoint with --init follows that one box instead: OUT/<name>.txt holds one OTB x,y,w,h line
+per frame (track_sot.py).
 """
 from __future__ import annotations
 
@@ -23,8 +25,7 @@ from datasets.images import read_image
 from datasets.video import VIDEO_SUFFIXES, mp4_writer, open_video, video_fps, video_frames
 from detection.errors import UserError, cli_main
 from detection.predict import list_images
-
-SOT_NOT_BUILT = "single-object tracking needs a SiamFC checkpoint (not built yet)"
+from detection.track_sot import SotStats, parse_init, run_single
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes [N, 4] xyxy, scores [N], classes [N]
 
 
@@ -33,9 +34,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--source", required=True, help="a video file or a folder of frames (sorted by name)")
     parser.add_argument("--out", required=True, help="output folder for <name>.txt and <name>.mp4")
     given = parser.add_mutually_exclusive_group()
-    given.add_argument("--checkpoint", help="a detector .pt written by detection.train: detect every frame")
+    given.add_argument("--checkpoint", help="a .pt written by detection.train: a detector (detect every frame) or, "
+                       "with --init, a SiamFC tracker")
     given.add_argument("--detections", help="MOTChallenge public detections: frame,-1,x,y,w,h,score[,...] a line")
-    given.add_argument("--init", metavar="X,Y,W,H", help="single-object tracking from this box (SiamFC, not built yet)")
+    parser.add_argument("--init", metavar="X,Y,W,H", help="single-object tracking of this box of the first frame "
+                        "(pixels) with a SiamFC --checkpoint")
     parser.add_argument("--name", help="results name (default: the video's stem or the folder's name)")
     parser.add_argument("--fps", type=float, help="frame rate of a folder's MP4 (default: its seqinfo.ini, or 25)")
     parser.add_argument("--high-threshold", type=float, default=0.5, help="first-association score (default 0.5)")
@@ -49,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nms-iou", type=float, default=0.5,
                         help="detector: boxes overlapping a better one this much are dropped, whatever their class "
                         "(default 0.5; 1 keeps all)")
-    parser.add_argument("--device", default="auto", help="detector: auto | cpu | cuda")
+    parser.add_argument("--device", default="auto", help="detector or tracker: auto | cpu | cuda")
     parser.add_argument("--no-video", action="store_true", help="write the results file only")
     return parser.parse_args(argv)
 
@@ -185,7 +188,10 @@ def run_tracking(source: FrameSource, detect, tracker, video, stats: RunStats) -
 def check_inputs(args: argparse.Namespace) -> None:
     """UserErrors for what can be told before any frame is read."""
     if args.init is not None:
-        raise UserError(SOT_NOT_BUILT)
+        if not args.checkpoint:
+            raise UserError("--init needs --checkpoint CKPT, a SiamFC tracker (--detections feed the multi-object "
+                            "tracker)")
+        args.init_box = parse_init(args.init)
     if not args.checkpoint and not args.detections:
         raise UserError("give --checkpoint CKPT (a detector) or --detections FILE (MOTChallenge public detections)")
     if args.fps is not None and not args.fps > 0:
@@ -196,10 +202,45 @@ def check_inputs(args: argparse.Namespace) -> None:
         raise UserError(f"--nms-iou must be in (0, 1], got {args.nms_iou}")
 
 
+def load_single_tracker(args: argparse.Namespace):
+    """The SiamFC tracker of --checkpoint; a detector's checkpoint is a UserError that says what --init needs."""
+    from detection.tracking.load import NotATracker, load_tracker
+
+    try:
+        return load_tracker(args.checkpoint, args.device)
+    except NotATracker as exc:
+        raise UserError(f"--init needs a SiamFC tracker checkpoint; {exc}; without --init it tracks every object "
+                        f"it detects") from None
+
+
+def main_single(args: argparse.Namespace) -> int:
+    """--init: follow one box with a SiamFC checkpoint; OUT/<name>.txt (OTB lines) and OUT/<name>.mp4."""
+    from tqdm import tqdm
+
+    tracker = load_single_tracker(args)
+    out, stats, started = Path(args.out), SotStats(), time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        source = open_source(Path(args.source), args, stack)
+        results, drawn = out / f"{source.name}.txt", out / f"{source.name}.mp4"
+        if Path(args.source).resolve() in (results.resolve(), drawn.resolve()):
+            raise UserError(f"--out {out}: the results would overwrite the source {args.source}")
+        video = None if args.no_video else stack.enter_context(mp4_writer(drawn, source.fps))
+        frames = iter(tqdm(source.frames, total=source.count, desc="track", disable=None))
+        lines = run_single(frames, tracker, args.init_box, args.init, video, stats)
+        write_text(results, "".join(f"{line}\n" for line in lines))
+    seconds = time.perf_counter() - started
+    print(f"{stats.frames} frames, 1 target -> {results}" + ("" if args.no_video else f", {drawn}"))
+    print(f"{stats.frames / max(seconds, 1e-9):.1f} frames/s in all, "
+          f"{(stats.frames - 1) / max(stats.tracker_seconds, 1e-9):.0f} frames/s in the tracker alone")
+    return 0
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_inputs(args)
+    if args.init is not None:
+        return main_single(args)
     tracker = build_tracker(args)
     detect = public_detections(args.detections) if args.detections else detector_detections(args)
     out, stats, started = Path(args.out), RunStats(), time.perf_counter()

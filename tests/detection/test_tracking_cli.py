@@ -8,7 +8,7 @@ import pytest
 
 from datasets.sequences import make_sequences
 from datasets.synth import make_shapes
-from detection.track import SOT_NOT_BUILT, main
+from detection.track import main
 from detection.tracking.metrics import mot_metrics
 from detection.tracking.mot_io import read_mot
 
@@ -97,7 +97,7 @@ def test_bad_input(sequence, tmp_path, capsys):
         (["--source", video, "--detections", str(tmp_path / "none.txt")], ("none.txt",)),
         (["--source", str(tmp_path / "absent.mp4"), "--detections", str(detections)], ("absent.mp4",)),
         (["--source", str(fake), "--detections", str(detections)], ("fake.mp4", "not a readable video")),
-        (["--source", video, "--init", "10,10,20,20"], (SOT_NOT_BUILT,)),
+        (["--source", video, "--init", "10,10,20,20"], ("--init needs --checkpoint",)),
         (["--source", video], ("--checkpoint", "--detections")),
         (["--source", video, "--checkpoint", str(tmp_path / "x.pt"), "--nms-iou", "0"], ("--nms-iou",)),
         (["--source", video, "--checkpoint", str(tmp_path / "x.pt")], ("x.pt",)),

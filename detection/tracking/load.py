@@ -1,0 +1,37 @@
+"""A single-object tracker from its checkpoint alone: `load_tracker(path, device)`, for detection.track and the
+HTTP service. The checkpoint's config names the tracker (model.name: siamfc); a detector's is refused."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from detection.config import family_of
+from detection.engine.checkpoint import checkpoint_config, load_checkpoint, load_weights
+from detection.errors import UserError
+from detection.tracking.base import SingleObjectTracker
+from detection.utils.device import resolve_device
+
+
+class NotATracker(UserError):
+    """The checkpoint holds a detector."""
+
+
+def load_tracker(checkpoint: str | os.PathLike, device: str = "cpu") -> SingleObjectTracker:
+    """The tracker a `python -m detection.train` run of a tracker config saved (best.pt or last.pt), on `device`
+    (auto | cpu | cuda), ready for `init(image, box)` then `update(image) -> (box, score)`: images RGB uint8
+    [H, W, 3], boxes [4] xyxy in pixels, score in 0..1.
+
+    One tracker follows one target at a time; `init` starts it afresh (all state is reset), so a caller may keep
+    one per worker and reuse it request after request. UserError when the file is missing, not a checkpoint or
+    its weights do not fit; NotATracker (a UserError) when it holds a detector.
+    """
+    state = load_checkpoint(checkpoint)
+    cfg = checkpoint_config(state, checkpoint)
+    family = family_of(cfg.model.name)
+    if family.task == "detection":
+        raise NotATracker(f"{checkpoint}: a {cfg.model.name} detector checkpoint, not a single-object tracker "
+                          f"(train one with model.name: siamfc, e.g. configs/siamfc_tiny.yaml)")
+    # the checkpoint holds every weight: the backbone's starting weights (model.pretrained) are not needed
+    network = family.build_network(dataclasses.replace(cfg.model, pretrained=""))
+    load_weights(network, state["model"], checkpoint)
+    return family(network, cfg.model.options, resolve_device(device))
