@@ -1,11 +1,15 @@
 """Proposals for the families that take them (R-CNN, Fast R-CNN): given through the data path in training,
 computed from the image by the model's own proposal method when not given (eval, predict, serve).
+`ProposalDetector` is their shared forward: proposals -> the RoI head over the family's features.
 """
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 import torch
 
+from detection.models.base import Detector
 from detection.proposals.base import ProposalConfig, build_proposer
 
 
@@ -47,3 +51,24 @@ def usable(boxes: torch.Tensor, side: int, device: torch.device) -> torch.Tensor
     if len(boxes) == 0:
         boxes = torch.tensor([[0.0, 0.0, side, side]], device=device)
     return boxes
+
+
+class ProposalDetector(Detector):
+    """A detector that scores external proposals with an RoI head (`self.roi_heads`, torchvision's RoIHeads)
+    over what `features(images)` gives; subclasses set `roi_heads` and `proposal_input` and define `features`."""
+
+    takes_proposals = True
+    roi_heads: torch.nn.Module
+    proposal_input: ProposalInput
+
+    def features(self, images: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor, targets: list[dict] | None = None,
+                proposals: list[torch.Tensor] | None = None):
+        boxes = self.proposal_input(images, proposals, self.training)
+        shapes = [tuple(images.shape[-2:])] * len(images)
+        detections, losses = self.roi_heads(self.features(images), boxes, shapes, targets if self.training else None)
+        if self.training:
+            return losses
+        return [self.postprocess(d["boxes"], d["scores"], d["labels"]) for d in detections]

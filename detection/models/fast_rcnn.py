@@ -11,8 +11,8 @@ import torch
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
 
 from detection.errors import UserError
-from detection.models.base import Detector, DetectorParts, register_family
-from detection.models.external_proposals import ProposalInput
+from detection.models.base import DetectorParts, register_family
+from detection.models.external_proposals import ProposalDetector, ProposalInput
 from detection.models.faster_rcnn import shared_channels
 from detection.models.roi_heads import RoIPool, SpatialPyramidPool, box_roi_heads, roi_align
 from detection.proposals.base import ProposalConfig
@@ -35,11 +35,9 @@ class FastRCNNOptions:
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
 
 
-class FastRCNN(Detector):
+class FastRCNN(ProposalDetector):
     """Backbone maps of the whole image, then per proposal: pool -> two FC layers -> K+1 scores and
     class-specific box deltas (torchvision's RoIHeads: sampling, loss and decoding)."""
-
-    takes_proposals = True
 
     def __init__(self, parts: DetectorParts, options: FastRCNNOptions) -> None:
         super().__init__(parts.num_classes, parts.input_size, parts.postprocess)
@@ -54,15 +52,8 @@ class FastRCNN(Detector):
             postprocess=parts.postprocess)
         self.proposal_input = ProposalInput(options.proposals)
 
-    def forward(self, images: torch.Tensor, targets: list[dict] | None = None,
-                proposals: list[torch.Tensor] | None = None):
-        boxes = self.proposal_input(images, proposals, self.training)
-        features = self.body(self.normalize(images))
-        shapes = [tuple(images.shape[-2:])] * len(images)
-        detections, losses = self.roi_heads(features, boxes, shapes, targets if self.training else None)
-        if self.training:
-            return losses
-        return [self.postprocess(d["boxes"], d["scores"], d["labels"]) for d in detections]
+    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.body(self.normalize(images))
 
 
 def make_pooler(shapes: dict, options: FastRCNNOptions):

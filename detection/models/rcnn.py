@@ -14,8 +14,8 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from detection.backbones.base import Backbone
-from detection.models.base import Detector, DetectorParts, register_family
-from detection.models.external_proposals import ProposalInput
+from detection.models.base import DetectorParts, register_family
+from detection.models.external_proposals import ProposalDetector, ProposalInput
 from detection.models.roi_heads import box_roi_heads
 from detection.proposals.base import ProposalConfig
 
@@ -86,10 +86,8 @@ def flat_size(body: Backbone, name: str, crop_size: int) -> int:
     return size
 
 
-class RCNN(Detector):
+class RCNN(ProposalDetector):
     """Per proposal: context crop -> backbone -> features -> K+1 scores and class-specific box deltas."""
-
-    takes_proposals = True
 
     def __init__(self, parts: DetectorParts, options: RCNNOptions) -> None:
         super().__init__(parts.num_classes, parts.input_size, parts.postprocess)
@@ -102,15 +100,8 @@ class RCNN(Detector):
             postprocess=parts.postprocess)
         self.proposal_input = ProposalInput(options.proposals)
 
-    def forward(self, images: torch.Tensor, targets: list[dict] | None = None,
-                proposals: list[torch.Tensor] | None = None):
-        boxes = self.proposal_input(images, proposals, self.training)
-        features = OrderedDict(image=self.normalize(images))
-        shapes = [tuple(images.shape[-2:])] * len(images)
-        detections, losses = self.roi_heads(features, boxes, shapes, targets if self.training else None)
-        if self.training:
-            return losses
-        return [self.postprocess(d["boxes"], d["scores"], d["labels"]) for d in detections]
+    def features(self, images: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        return OrderedDict(image=self.normalize(images))  # WarpCrops reads the image itself
 
 
 @register_family("rcnn", RCNNOptions, default_neck="none")
