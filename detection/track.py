@@ -115,24 +115,32 @@ def public_detections(path: str) -> Callable[[int, np.ndarray], Detections]:
     return detect
 
 
-def detector_detections(args: argparse.Namespace) -> Callable[[int, np.ndarray], Detections]:
-    """Detections of a frame by the checkpoint's detector (scores from --low-threshold up), with boxes of
-    other classes on the same object removed (class-agnostic NMS at --nms-iou): one object, one track."""
+def detection_arrays(dets: list[dict], nms_iou: float) -> Detections:
+    """A detector's answer (dicts with COCO `bbox` [x, y, w, h], `score`, `category_id`) as the tracker's arrays,
+    with boxes of other classes on the same object removed (class-agnostic NMS at nms_iou): one object, one track.
+    Shared with the HTTP service, whose model deployment answers in these dicts."""
     import torch
     from torchvision.ops import nms
 
-    from detection.predictor import Predictor
     from detection.tracking.boxes import xywh_to_xyxy
+
+    boxes = xywh_to_xyxy(np.array([d["bbox"] for d in dets]).reshape(-1, 4))
+    scores = np.array([d["score"] for d in dets], dtype=np.float64)
+    keep = nms(torch.from_numpy(boxes), torch.from_numpy(scores), nms_iou).numpy()
+    return boxes[keep], scores[keep], np.array([d["category_id"] for d in dets], dtype=np.int64)[keep]
+
+
+def detector_detections(args: argparse.Namespace) -> Callable[[int, np.ndarray], Detections]:
+    """Detections of a frame by the checkpoint's detector (scores from --low-threshold up), class-agnostic NMS
+    at --nms-iou (detection_arrays)."""
+    from detection.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
 
     def detect(_frame: int, image: np.ndarray) -> Detections:
         dets = predictor.predict([cv2.cvtColor(image, cv2.COLOR_BGR2RGB)], args.low_threshold,
                                  args.max_detections)[0]
-        boxes = xywh_to_xyxy(np.array([d["bbox"] for d in dets]).reshape(-1, 4))
-        scores = np.array([d["score"] for d in dets], dtype=np.float64)
-        keep = nms(torch.from_numpy(boxes), torch.from_numpy(scores), args.nms_iou).numpy()
-        return boxes[keep], scores[keep], np.array([d["category_id"] for d in dets], dtype=np.int64)[keep]
+        return detection_arrays(dets, args.nms_iou)
 
     return detect
 

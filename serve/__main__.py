@@ -1,4 +1,4 @@
-"""`python -m serve --checkpoint CKPT [--checkpoint NAME=CKPT ...]`: serve checkpoints over HTTP.
+"""`python -m serve --checkpoint CKPT [--checkpoint NAME=CKPT ...] [--tracker SIAMFC]`: serve checkpoints over HTTP.
 
 Binds to 127.0.0.1:8000 unless told otherwise; Ctrl-C or SIGTERM shuts down cleanly.
 """
@@ -19,6 +19,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]PATH",
                    help="a checkpoint to serve; repeat for several models (name defaults to its run folder)")
     p.add_argument("--name", help="model name when one --checkpoint is given without NAME=")
+    p.add_argument("--tracker", metavar="[NAME=]PATH",
+                   help="a SiamFC checkpoint: POST /v1/track?init=x,y,w,h follows one box with it")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--replicas", type=int, default=1, help="replicas per model")
@@ -29,6 +31,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
     p.add_argument("--max-image-mb", type=float, default=20.0, help="largest accepted image body")
     p.add_argument("--max-megapixels", type=float, default=40.0, help="largest accepted image (width*height)")
+    p.add_argument("--max-video-mb", type=float, default=32.0, help="largest accepted video body (/v1/track)")
+    p.add_argument("--max-video-frames", type=int, default=300, help="most frames of a video (/v1/track)")
+    p.add_argument("--max-video-megapixels", type=float, default=0.9216,
+                   help="largest video frame (width*height, /v1/track; default 1280x720)")
     p.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     p.add_argument("--api-key-env", default="DETECT_API_KEY",
                    help="environment variable holding the API key; when set, /v1/ needs 'Bearer <key>'")
@@ -51,7 +57,9 @@ def options_from_args(args: argparse.Namespace) -> dict:
             "max_batch_size": args.max_batch_size, "batch_wait_timeout_s": args.batch_wait_ms / 1000,
             "max_image_bytes": int(args.max_image_mb * 1024 * 1024),
             "max_pixels": int(args.max_megapixels * 1_000_000), "api_key_env": args.api_key_env,
-            "access_log": args.access_log}
+            "access_log": args.access_log, "tracker": args.tracker,
+            "max_video_bytes": int(args.max_video_mb * 1024 * 1024), "max_video_frames": args.max_video_frames,
+            "max_video_pixels": int(round(args.max_video_megapixels * 1_000_000))}
 
 
 def _interrupt(*_) -> None:

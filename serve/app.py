@@ -7,6 +7,7 @@ import asyncio
 import hmac
 import os
 import time
+from typing import Annotated
 
 import numpy as np
 import ray
@@ -25,6 +26,10 @@ from serve.drawn import (ANSWER_HEADER, COUNT_HEADER, HEADER_LIMIT, OMITTED_HEAD
 from serve.model import ModelServer
 from serve.options import ServiceOptions
 from serve.schemas import BatchResponse, DetectResponse, ErrorResponse, Health, ImageResult, ModelsResponse
+from serve.track import TrackerServer
+from serve.track_request import TRACK_BODY, TrackQuery, plan_track
+from serve.track_schemas import TrackResponse
+from serve.video import VIDEO_CONTENT_TYPES, TrackError, VideoLimits
 
 RAW_CONTENT_TYPES = frozenset(IMAGE_CONTENT_TYPES) | {"image/jpg", "image/x-ms-bmp", "application/octet-stream"}
 UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
@@ -55,6 +60,11 @@ async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
 
 @api.exception_handler(ImageError)
 async def _image_error(_: Request, exc: ImageError) -> JSONResponse:
+    return error_response(exc.status, exc.error, exc.detail)
+
+
+@api.exception_handler(TrackError)
+async def _track_error(_: Request, exc: TrackError) -> JSONResponse:
     return error_response(exc.status, exc.error, exc.detail)
 
 
@@ -165,8 +175,11 @@ class DetectIngress:
 
     def __init__(self, models: dict[str, DeploymentHandle], default_model: str, limits: dict,
                  max_batch_images: int = 32, max_batch_bytes: int = 64 * 1024 * 1024,
-                 api_key_env: str = "DETECT_API_KEY") -> None:
+                 api_key_env: str = "DETECT_API_KEY", tracker: DeploymentHandle | None = None,
+                 tracker_name: str | None = None, video_limits: dict | None = None) -> None:
         self.models = models
+        self.tracker, self.tracker_name = tracker, tracker_name
+        self.video_limits = VideoLimits(**(video_limits or {}))
         self.default_model = default_model
         self.limits = DecodeLimits(**limits)
         self.max_batch_images = max_batch_images
@@ -261,6 +274,37 @@ class DetectIngress:
         return BatchResponse(model=name, version=outs[0]["version"], results=results,
                              time_ms=round((time.perf_counter() - start) * 1000, 2))
 
+    @api.post("/v1/track", response_model=TrackResponse, responses=ERRORS, openapi_extra=TRACK_BODY)
+    async def track(self, request: Request, query: Annotated[TrackQuery, Query()]) -> TrackResponse:
+        """Track objects through a short video sent as the raw body or as multipart field `video`: the box `init`
+        (x,y,w,h of the first frame) with the SiamFC tracker, or every object a served detector `model` finds,
+        linked by ByteTrack. The whole video is read, then answered as the objects of every frame."""
+        start = time.perf_counter()
+        self.authorize(request)
+        plan = plan_track(query, self.models, self.tracker_name, self.video_limits)
+        kind = media_type(request)
+        check_content_type(kind, frozenset(VIDEO_CONTENT_TYPES) | {"multipart/form-data"})
+        multipart = kind == "multipart/form-data"
+        body = await read_body(request, self.video_limits.max_bytes + (65536 if multipart else 0))
+        if multipart:
+            files = {field: content for field, _, content in await multipart_files(request, body, 4)}
+            if "video" not in files:
+                raise ApiError(422, "missing_field", "the multipart body has no file field 'video'")
+            body = files["video"]
+        handle = self.models[plan.model] if plan.init is None else self.tracker  # the tracking runs there
+        try:
+            out = await handle.track.remote(body, plan)
+        except UNAVAILABLE as exc:
+            raise ApiError(503, "model_unavailable", f"model {plan.model!r} is restarting or overloaded; retry "
+                           f"shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None
+        except ray.exceptions.RayError as exc:
+            raise ApiError(500, "tracking_failed", f"model {plan.model!r} failed on this video: "
+                           f"{str(exc).strip().splitlines()[-1][:300]}") from None
+        if "error" in out:
+            raise TrackError(**out["error"])
+        return TrackResponse(mode="multi" if plan.init is None else "single", model=plan.model, **out,
+                             time_ms=round((time.perf_counter() - start) * 1000, 2))
+
     @api.get("/v1/models", response_model=ModelsResponse, responses=ERRORS)
     async def list_models(self, request: Request) -> ModelsResponse:
         """Every served model: name, version, categories, input size and checkpoint metrics."""
@@ -298,6 +342,11 @@ def build_app(args: dict) -> serve.Application:
                                        max_batch_size=opts.max_batch_size,
                                        batch_wait_timeout_s=opts.batch_wait_timeout_s, predictor=opts.predictor)
     limits = {"max_bytes": opts.max_image_bytes, "max_pixels": opts.max_pixels, "min_side": opts.min_side}
+    siamfc, tracker = opts.tracker_checkpoint(), None
+    if siamfc:
+        tracker = TrackerServer.options(name="tracker", **opts.tracker_deployment_options()).bind(
+            siamfc[1], device=opts.device, torch_threads=opts.torch_threads)
     ingress = DetectIngress.options(logging_config=opts.logging_config())
     return ingress.bind(models, opts.default_model, limits, max_batch_images=opts.max_batch_images,
-                        max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env)
+                        max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env, tracker=tracker,
+                        tracker_name=siamfc[0] if siamfc else None, video_limits=opts.video_limits())

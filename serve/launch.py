@@ -42,7 +42,8 @@ def start_ray(opts: ServiceOptions, quiet: bool) -> None:
     level = logging.ERROR if quiet else logging.INFO
     kwargs: dict = {"logging_level": level, "log_to_driver": not quiet}
     if not os.environ.get("RAY_ADDRESS"):
-        needed = len(opts.checkpoints) * (opts.replicas or 1) * opts.num_cpus + 1
+        replicas = len(opts.checkpoints) * (opts.replicas or 1) + (opts.tracker is not None)  # + the SiamFC one
+        needed = replicas * opts.num_cpus + 1
         kwargs.update(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)), include_dashboard=False)
     on_term = signal.getsignal(signal.SIGTERM)
     ray.init(**kwargs)
@@ -92,8 +93,10 @@ def _reason(exc: Exception) -> str:
 
 
 def served_models(options: dict) -> list[str]:
-    """The model names the service answers to for these options."""
-    return list(ServiceOptions.from_dict(options).checkpoints)
+    """The model names the service answers to for these options (the SiamFC tracker's last, when there is one)."""
+    opts = ServiceOptions.from_dict(options)
+    tracker = opts.tracker_checkpoint()
+    return list(opts.checkpoints) + ([f"{tracker[0]} (SiamFC tracker)"] if tracker else [])
 
 
 def stop() -> None:

@@ -15,6 +15,8 @@ import torch
 from ray import serve
 
 from serve.options import DEFAULT_PREDICTOR
+from serve.track import track_objects
+from serve.track_request import TrackPlan
 
 
 def load_class(path: str) -> Any:
@@ -79,6 +81,11 @@ class ModelServer:
         version = str(self.predictor.version)
         return [{"detections": filter_detections(dets, t, k), "batch_size": len(items), "version": version}
                 for dets, (_, t, k) in zip(results, items)]
+
+    async def track(self, data: bytes, plan: TrackPlan) -> dict:
+        """POST /v1/track with this detector: its detections on every frame of the video, through the batch
+        queue above, linked by ByteTrack (serve.track)."""
+        return await track_objects(data, plan, self.detect)
 
     def info(self) -> dict:
         """Name, version, categories, input size, checkpoint metrics and batching settings."""

@@ -74,6 +74,10 @@ class ServiceOptions:
     health_check_period_s: float = 5.0
     access_log: bool = False  # Serve's per-request log lines; off by default, they cost ~25% throughput on 2 CPUs
     predictor: str = DEFAULT_PREDICTOR  # import path of a class with from_checkpoint/predict
+    tracker: str | None = None  # '[NAME=]PATH' of a SiamFC checkpoint: POST /v1/track?init=x,y,w,h follows a box
+    max_video_bytes: int = 32 * 1024 * 1024  # POST /v1/track: 413 above
+    max_video_frames: int = 300  # POST /v1/track: 422 above
+    max_video_pixels: int = 1280 * 720  # POST /v1/track: width*height of a frame, 422 above
 
     @classmethod
     def from_dict(cls, args: dict) -> "ServiceOptions":
@@ -96,7 +100,9 @@ class ServiceOptions:
             raise UserError(f"default_model {self.default_model!r} is not one of {sorted(self.checkpoints)}")
         positive = {"max_batch_size": self.max_batch_size, "max_ongoing_requests": self.max_ongoing_requests,
                     "max_image_bytes": self.max_image_bytes, "max_batch_images": self.max_batch_images,
-                    "max_pixels": self.max_pixels, "min_side": self.min_side}
+                    "max_pixels": self.max_pixels, "min_side": self.min_side,
+                    "max_video_bytes": self.max_video_bytes, "max_video_frames": self.max_video_frames,
+                    "max_video_pixels": self.max_video_pixels}
         for key, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise UserError(f"{key} must be a positive integer, got {value!r}")
@@ -106,6 +112,7 @@ class ServiceOptions:
             raise UserError("give either replicas or autoscaling_config, not both")
         if not 0 <= self.batch_wait_timeout_s <= 10:
             raise UserError(f"batch_wait_timeout_s must be within 0..10 s, got {self.batch_wait_timeout_s}")
+        self.tracker_checkpoint()
 
     def model_deployment_options(self) -> dict:
         """Ray Serve options of each model deployment."""
@@ -134,4 +141,28 @@ class ServiceOptions:
         if not has_gpu:
             return 0.0
         per_model = self.replicas or (self.autoscaling_config or {}).get("max_replicas", 1)
-        return round(1.0 / (len(self.checkpoints) * per_model), 4)
+        return round(1.0 / ((len(self.checkpoints) + (self.tracker is not None)) * per_model), 4)
+
+    def tracker_checkpoint(self) -> tuple[str, str] | None:
+        """(name, absolute path) of the SiamFC tracker, None without one; UserError for a bad name or path."""
+        if self.tracker is None:
+            return None
+        name, sep, path = str(self.tracker).partition("=")
+        if not (sep and NAME_RE.match(name)):
+            name, path = default_name(str(self.tracker)), str(self.tracker)
+        if name in self.checkpoints:
+            raise UserError(f"tracker: the name {name!r} is a detector's too; name it with tracker: NAME=PATH")
+        if not Path(path).is_file():
+            raise UserError(f"tracker: no checkpoint file at {path}")
+        return name, str(Path(path).resolve())
+
+    def tracker_deployment_options(self) -> dict:
+        """Ray Serve options of the SiamFC tracker's deployment (`tracker`): a model replica's CPUs and GPU share."""
+        return {"health_check_period_s": self.health_check_period_s, "max_constructor_retry_count": 3,
+                "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.gpus()},
+                "logging_config": self.logging_config()}
+
+    def video_limits(self) -> dict:
+        """The VideoLimits (serve.video) of POST /v1/track."""
+        return {"max_bytes": self.max_video_bytes, "max_frames": self.max_video_frames,
+                "max_pixels": self.max_video_pixels, "min_side": self.min_side}
