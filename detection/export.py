@@ -52,6 +52,8 @@ def check(model, args: argparse.Namespace, meta) -> str:
     report = compare(model, exported, sample_images(args.check_images, meta.input_size))
     summary = (f"{report['detections']} detections on {report['images']} images, max box diff "
                f"{report['max_box_diff']:.2g} px, max score diff {report['max_score_diff']:.2g}")
+    if report["tie_swaps"]:
+        summary += f", {report['tie_swaps']} ties of equal scores broken the other way"
     if not report["match"]:
         raise UserError(f"{args.out}: the export disagrees with PyTorch ({summary}, "
                         f"{report['mismatched_images']} images with other detections)")
