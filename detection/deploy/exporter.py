@@ -18,7 +18,7 @@ from detection.deploy.metadata import ExportMetadata
 def metadata_for(model: Detector, family: str, categories: list[dict], spec: GraphSpec, name: str = "model",
                  version: str = "0", metrics: dict | None = None) -> ExportMetadata:
     """What the exported file carries, from the model and its checkpoint's categories and identity."""
-    cfg = getattr(getattr(model, "proposal_input", None), "cfg", None)
+    cfg = model.proposal_input.cfg if model.takes_proposals else None  # the contract's ProposalInput
     axes = {key: {str(axis): label for axis, label in value.items()} for key, value in spec.dynamic_axes.items()}
     return ExportMetadata(
         family=family, input_size=model.input_size, categories=[dict(c) for c in categories],

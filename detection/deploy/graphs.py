@@ -14,6 +14,7 @@ from detection.registry import Registry
 
 from detection.deploy.padded import OUTPUT_NAMES, dense_padded, packed
 
+
 @dataclass
 class GraphSpec:
     """A module to trace and what the exporters need to know about it."""
@@ -75,24 +76,24 @@ def grid_rois(batch: int, size: int, cells: int = 4) -> torch.Tensor:
 
 def detector_graph(model: Detector, batch: int) -> GraphSpec:
     """The graph of a detector: dense (any batch) when the family has `dense_outputs`, else the contract's."""
-    size = model.input_size
-    outputs = {name: {} for name in OUTPUT_NAMES}
+    size, names = model.input_size, list(OUTPUT_NAMES)
     with torch.no_grad():
         dense = model.dense_outputs(torch.zeros(1, 3, size, size)) is not None
     if dense:
-        axes = {"images": {0: "batch", 2: "height", 3: "width"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
-        return GraphSpec(DenseGraph(model).eval(), (example_images(2, size),), ["images"], list(OUTPUT_NAMES), axes, None)
-    axes = {"images": {2: "height", 3: "width"}, **outputs}
+        axes = {"images": {0: "batch", 2: "height", 3: "width"}, **{name: {0: "batch"} for name in names}}
+        example = (example_images(2, size),)  # two images, so no axis of size 1 gets special-cased
+        return GraphSpec(DenseGraph(model).eval(), example, ["images"], names, axes, None)
+    axes = {"images": {2: "height", 3: "width"}, **{name: {} for name in names}}
     if not model.takes_proposals:
-        return GraphSpec(ContractGraph(model).eval(), (example_images(batch, size),), ["images"], list(OUTPUT_NAMES),
-                         axes, batch)
+        return GraphSpec(ContractGraph(model).eval(), (example_images(batch, size),), ["images"], names, axes, batch)
     axes["proposals"] = {0: "rois"}
     example = (example_images(batch, size), grid_rois(batch, size))
-    return GraphSpec(ContractGraph(model).eval(), example, ["images", "proposals"], list(OUTPUT_NAMES), axes, batch)
+    return GraphSpec(ContractGraph(model).eval(), example, ["images", "proposals"], names, axes, batch)
 
 
 def example_images(batch: int, size: int) -> torch.Tensor:
-    """Inputs to trace with: a fixed pattern of bright squares on grey (values do not change the graph)."""
+    """Inputs to trace with: bright squares on grey, so every stage has boxes to work on (a trace keeps the
+    Python branches its example takes; tests run the graphs on other inputs, some with no detection at all)."""
     images = torch.full((batch, 3, size, size), 0.45)
     for i in range(batch):
         a = size // 8 + 2 * i

@@ -21,7 +21,8 @@ from test_scripts import assert_one_error_line  # tests/detection is on sys.path
 SIZE = 64
 CATEGORIES = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}]
 TRACE_BATCH = 2  # the fixed batch of families that score images one by one; runs use 3 to cross a chunk
-FAMILIES = ["faster_rcnn", "ssd", "yolo", "fast_rcnn", "rcnn"]
+FAMILIES = list_detectors()  # a new family gets these tests with no edit
+DENSE = {"ssd": True, "yolo": True, "faster_rcnn": False, "fast_rcnn": False, "rcnn": False}  # any batch
 
 
 def tiny_model(family: str, threshold: float = 0.02, steps: int = 4, **postprocess) -> torch.nn.Module:
@@ -48,10 +49,6 @@ def tiny_model(family: str, threshold: float = 0.02, steps: int = 4, **postproce
     return model.eval()
 
 
-def test_every_family_is_covered():
-    assert sorted(FAMILIES) == list_detectors()
-
-
 @pytest.fixture(scope="module", params=[(f, fmt) for f in FAMILIES for fmt in ("onnx", "torchscript")],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def exported(request, tmp_path_factory):
@@ -72,13 +69,15 @@ def test_exported_model_gives_pytorch_detections(exported, batch, size):
 
 
 def test_dynamic_axes_per_family(exported):
-    family, _, _, runtime = exported
+    family, _, model, runtime = exported
     meta = runtime.meta
-    dense = family in ("ssd", "yolo")
+    with torch.no_grad():
+        dense = model.dense_outputs(torch.zeros(1, 3, SIZE, SIZE)) is not None
+    assert dense == DENSE.get(family, dense)
     assert meta.batch == (None if dense else TRACE_BATCH)
     assert meta.dynamic_axes["images"] == ({"0": "batch", "2": "height", "3": "width"} if dense
                                            else {"2": "height", "3": "width"})
-    assert meta.inputs == (["images", "proposals"] if family in ("fast_rcnn", "rcnn") else ["images"])
+    assert meta.inputs == (["images", "proposals"] if model.takes_proposals else ["images"])
     assert (meta.family, meta.input_size, meta.categories) == (family, SIZE, CATEGORIES)
     assert meta.postprocess["score_threshold"] == 0.02 and meta.postprocess["max_detections"] == 30
 
