@@ -1,4 +1,4 @@
-"""`python -m serve --checkpoint CKPT [--checkpoint NAME=CKPT ...] [--tracker SIAMFC]`: serve checkpoints over HTTP.
+"""`python -m serve --checkpoint CKPT [NAME=CKPT ...] [--onnx [NAME=]FILE ...] [--tracker SIAMFC]`: serve over HTTP.
 
 Binds to 127.0.0.1:8000 unless told otherwise; Ctrl-C or SIGTERM shuts down cleanly.
 """
@@ -16,9 +16,11 @@ from serve.options import NAME_RE
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m serve", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", action="append", required=True, metavar="[NAME=]PATH",
+    p.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH",
                    help="a checkpoint to serve; repeat for several models (name defaults to its run folder)")
-    p.add_argument("--name", help="model name when one --checkpoint is given without NAME=")
+    p.add_argument("--onnx", action="append", default=[], metavar="[NAME=]FILE",
+                   help="an .onnx file from detection.export, served by ONNX Runtime on CPU without its checkpoint")
+    p.add_argument("--name", help="model name when one --checkpoint or --onnx is given without NAME=")
     p.add_argument("--tracker", metavar="[NAME=]PATH",
                    help="a SiamFC checkpoint: POST /v1/track?init=x,y,w,h follows one box with it")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
@@ -43,12 +45,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def options_from_args(args: argparse.Namespace) -> dict:
     """The service options (build_app's dict) for the command line."""
-    checkpoints = list(args.checkpoint)
+    checkpoints = list(args.checkpoint) + onnx_files(args.onnx)
+    if not checkpoints:
+        raise UserError("give a model to serve: --checkpoint CKPT or --onnx FILE")
     if args.name and not NAME_RE.match(args.name):
         raise UserError(f"--name {args.name!r}: use letters, digits, '_', '.', '-' (at most 64)")
     if args.name:
         if len(checkpoints) != 1 or ("=" in checkpoints[0] and NAME_RE.match(checkpoints[0].split("=")[0])):
-            raise UserError("--name goes with exactly one --checkpoint PATH; for several use --checkpoint NAME=PATH")
+            raise UserError("--name goes with exactly one --checkpoint or --onnx PATH; for several use NAME=PATH")
         checkpoints = [f"{args.name}={checkpoints[0]}"]
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be within 1..65535, got {args.port}")
@@ -60,6 +64,14 @@ def options_from_args(args: argparse.Namespace) -> dict:
             "access_log": args.access_log, "tracker": args.tracker,
             "max_video_bytes": int(args.max_video_mb * 1024 * 1024), "max_video_frames": args.max_video_frames,
             "max_video_pixels": int(round(args.max_video_megapixels * 1_000_000))}
+
+
+def onnx_files(values: list[str]) -> list[str]:
+    """--onnx values as model entries; the service runs a model by ONNX Runtime when its file ends in .onnx."""
+    for value in values:
+        if not value.lower().endswith(".onnx"):
+            raise UserError(f"--onnx {value}: expected an .onnx file written by detection.export")
+    return list(values)
 
 
 def _interrupt(*_) -> None:

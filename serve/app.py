@@ -340,7 +340,8 @@ def build_app(args: dict) -> serve.Application:
         deployment = ModelServer.options(name=f"model-{name}", **opts.model_deployment_options())
         models[name] = deployment.bind(name, checkpoint, device=opts.device, torch_threads=opts.torch_threads,
                                        max_batch_size=opts.max_batch_size,
-                                       batch_wait_timeout_s=opts.batch_wait_timeout_s, predictor=opts.predictor)
+                                       batch_wait_timeout_s=opts.batch_wait_timeout_s,
+                                       predictor=opts.predictor_for(checkpoint))
     limits = {"max_bytes": opts.max_image_bytes, "max_pixels": opts.max_pixels, "min_side": opts.min_side}
     siamfc, tracker = opts.tracker_checkpoint(), None
     if siamfc:

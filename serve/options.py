@@ -13,6 +13,7 @@ from typing import Any
 from detection.errors import UserError
 
 DEFAULT_PREDICTOR = "detection.predictor:Predictor"
+ONNX_PREDICTOR = "detection.deploy.predictor:OnnxPredictor"  # models given as .onnx files (detection.export)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 GENERIC_STEMS = ("checkpoint", "last", "best", "model", "final", "weights", "epoch")
 
@@ -54,7 +55,7 @@ def parse_checkpoints(value: Any) -> dict[str, str]:
 class ServiceOptions:
     """Everything build_app takes. Batch and limit settings apply to every model."""
 
-    checkpoints: dict[str, str]
+    checkpoints: dict[str, str]  # name -> checkpoint, or .onnx file from detection.export (run by onnxruntime)
     default_model: str | None = None  # the first checkpoint when left out
     device: str = "auto"  # 'auto' uses CUDA when the replica sees a GPU
     replicas: int | None = None  # per model; None leaves it to Serve (1, or autoscaling_config)
@@ -74,6 +75,7 @@ class ServiceOptions:
     health_check_period_s: float = 5.0
     access_log: bool = False  # Serve's per-request log lines; off by default, they cost ~25% throughput on 2 CPUs
     predictor: str = DEFAULT_PREDICTOR  # import path of a class with from_checkpoint/predict
+    onnx_predictor: str = ONNX_PREDICTOR  # the same, for model files ending in .onnx
     tracker: str | None = None  # '[NAME=]PATH' of a SiamFC checkpoint: POST /v1/track?init=x,y,w,h follows a box
     max_video_bytes: int = 32 * 1024 * 1024  # POST /v1/track: 413 above
     max_video_frames: int = 300  # POST /v1/track: 422 above
@@ -113,6 +115,10 @@ class ServiceOptions:
         if not 0 <= self.batch_wait_timeout_s <= 10:
             raise UserError(f"batch_wait_timeout_s must be within 0..10 s, got {self.batch_wait_timeout_s}")
         self.tracker_checkpoint()
+
+    def predictor_for(self, path: str) -> str:
+        """The loader of one model file: ONNX Runtime for an .onnx file, else the checkpoint predictor."""
+        return self.onnx_predictor if path.lower().endswith(".onnx") else self.predictor
 
     def model_deployment_options(self) -> dict:
         """Ray Serve options of each model deployment."""

@@ -5,7 +5,7 @@ The trainer, evaluator, predictor, service and exporter rely on this file alone,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -14,6 +14,14 @@ from torchvision.ops import batched_nms, nms
 from detection.backbones.base import Backbone
 from detection.config import PostprocessConfig
 from detection.registry import DETECTORS
+
+
+class DenseOutputs(NamedTuple):
+    """A single-shot family's candidates for a whole batch, before `dense_detections` reduces each image's."""
+
+    boxes: torch.Tensor  # [N, A, 4] xyxy in the S x S frame, one per anchor
+    scores: torch.Tensor  # [N, A, K] per-class scores in 0..1 (no background column)
+    top_k: int  # the best (box, class) pairs per image kept before `postprocess`
 
 
 class Detector(nn.Module):
@@ -54,6 +62,16 @@ class Detector(nn.Module):
     def postprocess(self, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> dict:
         """One image's candidates (boxes [M, 4] xyxy, scores [M], labels [M] in 1..K) -> its detections."""
         return postprocess(boxes, scores, labels, self.postprocess_options)
+
+    def dense_outputs(self, images: torch.Tensor) -> DenseOutputs | None:
+        """Eval mode, single-shot families: every anchor's candidates as batch tensors, which eval mode turns
+        into detections with `detect_dense`. None for families that score per image (the R-CNN lineage). The
+        exporter uses it to give these families a graph of any batch size."""
+        return None
+
+    def detect_dense(self, dense: DenseOutputs) -> list[dict]:
+        """Per image of a batch's `dense_outputs`: `dense_detections` (threshold, top-k, postprocess)."""
+        return [self.dense_detections(b, s, dense.top_k) for b, s in zip(dense.boxes, dense.scores)]
 
     def dense_detections(self, boxes: torch.Tensor, scores: torch.Tensor, top_k: int) -> dict:
         """One image's boxes [A, 4] xyxy with per-class scores [A, K] -> its detections: every (box, class)

@@ -10,6 +10,7 @@ import torch
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
@@ -60,12 +61,24 @@ class FasterRCNN(Detector):
         self.model = GeneralizedRCNN(body, region_proposals(channels, len(shapes), opts), roi_heads, transform)
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
-        side = images.shape[-1]  # torchvision would resize to input_size; multi-scale batches keep their size
-        self.model.transform.min_size, self.model.transform.max_size = (side,), side
         if self.training:
+            side = images.shape[-1]  # torchvision would resize to input_size; multi-scale batches keep their size
+            self.model.transform.min_size, self.model.transform.max_size = (side,), side
             return self.model(list(images), targets)
-        outputs = self.model(list(images))
-        return [self.postprocess(out["boxes"], out["scores"], out["labels"]) for out in outputs]
+        return [self.postprocess(out["boxes"], out["scores"], out["labels"]) for out in self.detect(images)]
+
+    def detect(self, images: torch.Tensor) -> list[dict]:
+        """Eval: GeneralizedRCNN's inference without its resize and box rescale, which are identities here (the
+        images are already the size they are run at). Without them the image size stays free in a traced graph.
+        """
+        model = self.model
+        batch = model.transform.batch_images(list(model.transform.normalize(images)),
+                                             size_divisible=model.transform.size_divisible)
+        sizes = [(image.shape[-2], image.shape[-1]) for image in images]
+        features = model.backbone(batch)
+        boxes, _ = model.rpn(ImageList(batch, sizes), features)
+        detections, _ = model.roi_heads(features, boxes, sizes)
+        return detections
 
 
 def shared_channels(shapes: dict) -> int:

@@ -72,7 +72,9 @@ class CropFeatures(nn.Module):
         self.fc = nn.Linear(flat_size(body, self.last, crop_size), representation_size)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        maps = [self.body(part)[self.last].flatten(1) for part in crops.split(self.crops_per_pass)]
+        # a traced graph runs every crop in one pass: the number of parts would be fixed when traced
+        parts = [crops] if torch.jit.is_tracing() else crops.split(self.crops_per_pass)
+        maps = [self.body(part)[self.last].flatten(1) for part in parts]
         return torch.relu(self.fc(torch.cat(maps)))
 
 

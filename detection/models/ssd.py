@@ -14,7 +14,7 @@ from torchvision.models.detection.ssdlite import SSDLiteHead
 from detection.backbones.base import Backbone
 from detection.errors import UserError
 from detection.models.anchors import grid_anchors, ssd_box_sizes
-from detection.models.base import Detector, DetectorParts, register_family
+from detection.models.base import DenseOutputs, Detector, DetectorParts, register_family
 from detection.models.box_coder import decode, encode
 from detection.models.matching import match_anchors
 
@@ -61,13 +61,20 @@ class SSD(Detector):
         self.set_normalization(mean, std)
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
-        maps = list(self.body(self.normalize(images)).values())
-        out = self.head(maps)  # bbox_regression [N, A, 4], cls_logits [N, A, K + 1]
-        levels = grid_anchors(self.box_sizes, self.strides, [m.shape[-2:] for m in maps])
-        anchors = torch.cat(levels).to(images.device)
+        deltas, logits, anchors = self.head_outputs(images)
         if self.training:
-            return self.loss(out["bbox_regression"], out["cls_logits"], anchors, targets)
-        return self.detect(out["bbox_regression"], out["cls_logits"], anchors)
+            return self.loss(deltas, logits, anchors, targets)
+        return self.detect_dense(self.candidates(deltas, logits, anchors))
+
+    def head_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Box deltas [N, A, 4], class logits [N, A, K + 1] and the default boxes [A, 4] they refer to."""
+        maps = list(self.body(self.normalize(images)).values())
+        out = self.head(maps)
+        levels = grid_anchors(self.box_sizes, self.strides, [m.shape[-2:] for m in maps])
+        return out["bbox_regression"], out["cls_logits"], torch.cat(levels).to(images.device)
+
+    def dense_outputs(self, images: torch.Tensor) -> DenseOutputs:
+        return self.candidates(*self.head_outputs(images))
 
     def loss(self, deltas: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor, targets: list[dict]) -> dict:
         """Smooth L1 on positives' encoded boxes; cross-entropy on positives and the hardest negatives."""
@@ -85,12 +92,11 @@ class SSD(Detector):
         scale = max(1, positives)
         return {"loss_box_reg": sum(box_losses) / scale, "loss_classifier": sum(cls_losses) / scale}
 
-    def detect(self, deltas: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor) -> list[dict]:
-        """Per image: decoded boxes clipped to the input, class scores (no background), best pre_nms_top_k,
-        then the shared postprocess."""
+    def candidates(self, deltas: torch.Tensor, logits: torch.Tensor, anchors: torch.Tensor) -> DenseOutputs:
+        """Decoded boxes clipped to the input and class scores (no background) of every default box."""
         scores = F.softmax(logits, dim=-1)[..., 1:]  # [N, A, K]
         boxes = decode(deltas, anchors).clamp(0, self.input_size)
-        return [self.dense_detections(b, s, self.options.pre_nms_top_k) for b, s in zip(boxes, scores)]
+        return DenseOutputs(boxes, scores, self.options.pre_nms_top_k)
 
 def hardest_negatives(ce: torch.Tensor, pos: torch.Tensor, ratio: float) -> torch.Tensor:
     """The `ratio` x positives highest losses among negatives (at least `ratio` when an image has no object)."""

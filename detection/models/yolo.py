@@ -12,7 +12,7 @@ from torchvision.ops import complete_box_iou_loss, generalized_box_iou_loss
 
 from detection.backbones.base import Backbone
 from detection.errors import UserError
-from detection.models.base import Detector, DetectorParts, register_family
+from detection.models.base import DenseOutputs, Detector, DetectorParts, register_family
 from detection.models.yolo_targets import assign_level, batch_boxes
 
 # YOLOv3's anchors (w, h pixels at 416 px input), finest level first.
@@ -73,11 +73,18 @@ class YOLO(Detector):
             bias[:, 5:] = math.log(0.6 / max(self.num_classes - 0.99, 0.01))
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
-        maps = list(self.body(self.normalize(images)).values())
-        preds = [self.level_output(conv, fmap) for conv, fmap in zip(self.head, maps)]  # [N, A, H, W, 5+K]
+        preds = self.head_outputs(images)
         if self.training:
             return self.loss(preds, targets)
-        return self.detect(preds)
+        return self.detect_dense(self.candidates(preds))
+
+    def head_outputs(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Raw outputs per level, [N, A, H, W, 5 + K]."""
+        maps = list(self.body(self.normalize(images)).values())
+        return [self.level_output(conv, fmap) for conv, fmap in zip(self.head, maps)]
+
+    def dense_outputs(self, images: torch.Tensor) -> DenseOutputs:
+        return self.candidates(self.head_outputs(images))
 
     def level_output(self, conv: nn.Conv2d, fmap: torch.Tensor) -> torch.Tensor:
         n, _, h, w = fmap.shape
@@ -123,8 +130,8 @@ class YOLO(Detector):
         return {"box": opts.box_weight * common, "objectness": opts.objectness_weight * (side / 640) ** 2 * common,
                 "class": opts.class_weight * self.num_classes / 80 * common}
 
-    def detect(self, preds: list[torch.Tensor]) -> list[dict]:
-        """Per image: every anchor's boxes and per-class scores, the best pre_nms_top_k, then the shared postprocess."""
+    def candidates(self, preds: list[torch.Tensor]) -> DenseOutputs:
+        """Every anchor's box, clipped to the input, and per-class scores, over all levels."""
         boxes, scores = [], []
         for level, pred in enumerate(preds):
             n, a, h, w, _ = pred.shape
@@ -135,7 +142,7 @@ class YOLO(Detector):
             boxes.append(self.decode(pred, level, cells, anchors).reshape(n, -1, 4))
             scores.append((pred[..., 4:5].sigmoid() * pred[..., 5:].sigmoid()).reshape(n, -1, self.num_classes))
         boxes, scores = torch.cat(boxes, 1).clamp(0, self.input_size), torch.cat(scores, 1)
-        return [self.dense_detections(b, s, self.options.pre_nms_top_k) for b, s in zip(boxes, scores)]
+        return DenseOutputs(boxes, scores, self.options.pre_nms_top_k)
 
 def anchor_tensor(anchors: list[list[float]]) -> torch.Tensor:
     """[[w, h, w, h, ...] per level] -> [L, A, 2]; every level must have the same number of anchors."""

@@ -1,0 +1,99 @@
+"""An exported graph run like a Detector in eval mode: images [N, 3, S, S] in 0..1 -> per-image detection dicts.
+
+Fixed-batch graphs take the batch in chunks; proposals are made as the PyTorch model makes them (its method).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from detection.errors import UserError
+from detection.models.external_proposals import ProposalInput
+
+from detection.deploy.formats import EXTRA_FILE, quiet_tracing, require
+from detection.deploy.metadata import ExportMetadata
+from detection.deploy.padded import unpadded
+
+Runner = Callable[[list[torch.Tensor]], list[torch.Tensor]]  # the graph's inputs -> boxes, scores, labels, count
+
+
+class ExportedDetector:
+    """Calls a graph written by detection.export the way the contract calls a Detector (eval mode)."""
+
+    def __init__(self, meta: ExportMetadata, run: Runner) -> None:
+        self.meta = meta
+        self.run = run
+        cfg = meta.proposal_config()
+        self.proposal_input = ProposalInput(cfg) if cfg is not None else None
+
+    def __call__(self, images: torch.Tensor, targets=None, proposals: list[torch.Tensor] | None = None) -> list[dict]:
+        """images [N, 3, S, S] in 0..1 -> N dicts {"boxes", "scores", "labels"}; `proposals` as Detector takes
+        them (None: made by the model's proposal method)."""
+        boxes = self.proposal_input(images, proposals, False) if self.proposal_input is not None else None
+        step = self.meta.batch or max(1, len(images))
+        results = []
+        for start in range(0, len(images), step):
+            chunk = images[start:start + step].detach().cpu().float()
+            results += self.run_chunk(chunk, None if boxes is None else boxes[start:start + step])
+        return results
+
+    def run_chunk(self, images: torch.Tensor, boxes: list[torch.Tensor] | None) -> list[dict]:
+        """One graph call; a chunk short of a fixed batch is filled with copies of its last image."""
+        real = len(images)
+        if self.meta.batch and real < self.meta.batch:
+            images = torch.cat([images, images[-1:].expand(self.meta.batch - real, -1, -1, -1)])
+            boxes = None if boxes is None else boxes + [boxes[-1]] * (self.meta.batch - real)
+        inputs = [images.contiguous()]
+        if boxes is not None:
+            inputs.append(torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b.cpu().float()], dim=1)
+                                     for i, b in enumerate(boxes)]))
+        return unpadded(*self.run(inputs))[:real]
+
+
+def load_onnx(path: str | Path, threads: int = 0) -> ExportedDetector:
+    """An .onnx file from detection.export under onnxruntime (CPU), with `threads` intra-op threads (0: its own)."""
+    ort = require("onnxruntime", "running an ONNX model")
+    if not Path(path).is_file():
+        raise UserError(f"no ONNX file at {path}")
+    options = ort.SessionOptions()
+    if threads > 0:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for unreadable files
+        raise UserError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:300]})") from None
+    meta = ExportMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
+    names = [i.name for i in session.get_inputs()]
+
+    def run(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})
+        return [torch.from_numpy(out) for out in outputs]
+
+    return ExportedDetector(meta, run)
+
+
+def load_torchscript(path: str | Path) -> ExportedDetector:
+    """A TorchScript file from detection.export, on CPU."""
+    if not Path(path).is_file():
+        raise UserError(f"no TorchScript file at {path}")
+    extra = {EXTRA_FILE: ""}
+    try:
+        with quiet_tracing():  # torch.jit.load warns that TorchScript is deprecated
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: not a TorchScript file ({str(exc).splitlines()[0][:300]})") from None
+    props = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
+    meta = ExportMetadata.from_props(props, str(path))
+
+    def run(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return list(module(*inputs))
+
+    return ExportedDetector(meta, run)
+
+
+def load_exported(path: str | Path, fmt: str, threads: int = 0) -> ExportedDetector:
+    return load_onnx(path, threads) if fmt == "onnx" else load_torchscript(path)

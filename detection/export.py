@@ -1,0 +1,79 @@
+"""Export a checkpoint's detector, post-processing included, to ONNX or TorchScript:
+python -m detection.export --checkpoint CKPT --format onnx|torchscript --out FILE [--batch-size B].
+
+The file carries categories, input size, family and post-processing settings; `python -m serve --onnx FILE`
+serves it. After writing, the export is run on a few images and compared with PyTorch (onnxruntime for ONNX).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from detection.errors import UserError, cli_main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m detection.export", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train")
+    parser.add_argument("--format", required=True, help="onnx | torchscript")
+    parser.add_argument("--out", required=True, help="the file to write (.onnx, .pt)")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="fixed batch of the families that score images one by one (faster_rcnn, fast_rcnn, "
+                             "rcnn); ssd and yolo take any batch")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (16 at least)")
+    parser.add_argument("--check-images", type=int, default=4,
+                        help="synthetic images the export is compared with PyTorch on (0: no check)")
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """UserError for values that cannot work, before the model is loaded."""
+    from detection.deploy.formats import check_format, require
+
+    check_format(args.format)
+    if args.batch_size < 1 or args.check_images < 0:
+        raise UserError("--batch-size must be at least 1 and --check-images at least 0")
+    if args.opset < 16:
+        raise UserError(f"--opset {args.opset}: 16 at least (RoIAlign's aligned mode)")
+    if not Path(args.checkpoint).is_file():
+        raise UserError(f"no checkpoint file at {args.checkpoint}")
+    if args.format == "onnx":
+        require("onnx", "--format onnx")
+        require("onnxruntime", "--format onnx (the export is checked with onnxruntime)")
+
+
+def check(model, args: argparse.Namespace, meta) -> str:
+    """Compare the written file with PyTorch on synthetic images; UserError when they disagree."""
+    from detection.deploy.check import compare, sample_images
+    from detection.deploy.runtime import load_exported
+
+    exported = load_exported(args.out, args.format)
+    report = compare(model, exported, sample_images(args.check_images, meta.input_size))
+    summary = (f"{report['detections']} detections on {report['images']} images, max box diff "
+               f"{report['max_box_diff']:.2g} px, max score diff {report['max_score_diff']:.2g}")
+    if report["tie_swaps"]:
+        summary += f", {report['tie_swaps']} ties of equal scores broken the other way"
+    if not report["match"]:
+        raise UserError(f"{args.out}: the export disagrees with PyTorch ({summary}, "
+                        f"{report['mismatched_images']} images with other detections)")
+    return summary
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_args(args)
+    from detection.deploy.exporter import export_checkpoint
+
+    model, meta = export_checkpoint(args.checkpoint, args.format, args.out, args.batch_size, args.opset)
+    free = ", ".join(sorted({label for axes in meta.dynamic_axes.values() for label in axes.values()}))
+    print(f"{meta.family} -> {args.out} ({args.format}, {Path(args.out).stat().st_size / 1e6:.1f} MB); inputs "
+          f"{', '.join(meta.inputs)}; batch {meta.batch or 'any'}; free axes: {free}")
+    if args.check_images:
+        print(f"matches PyTorch: {check(model, args, meta)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
