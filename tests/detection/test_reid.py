@@ -12,9 +12,11 @@ import torch
 from datasets.sequences import make_sequences
 from datasets.synth import make_shapes
 from detection.config import load_config
+from detection.engine.checkpoint import build_from_checkpoint
 from detection.engine.trainer import Trainer
 from detection.errors import UserError
 from detection.track import main
+from detection.tracking.load import NotATracker, load_tracker
 from detection.tracking.metrics import mot_metrics
 from detection.tracking.mot_io import read_mot
 from detection.tracking.reid import load_embedder
@@ -86,6 +88,13 @@ def test_the_checkpoint_loads_as_an_embedder(trained):
     found = embed(image, np.array([[2, 3, 30, 40], [40, 10, 79, 63]], np.float32))
     assert found.shape == (2, 64) and np.allclose(np.linalg.norm(found, axis=1), 1, atol=1e-5)
     assert embed(image, np.zeros((0, 4))).shape == (0, 64)
+
+
+def test_an_embedder_is_not_a_detector_nor_a_single_object_tracker(trained):
+    with pytest.raises(UserError, match="not a detector.*--reid"):
+        build_from_checkpoint(trained[0] / "best.pt")
+    with pytest.raises(NotATracker, match="not a single-object tracker"):
+        load_tracker(trained[0] / "best.pt")
 
 
 def test_a_detector_checkpoint_is_not_an_embedder(trained, tmp_path):
