@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nms-iou", type=float, default=0.5,
                         help="detector: boxes overlapping a better one this much are dropped, whatever their class "
                         "(default 0.5; 1 keeps all)")
+    parser.add_argument("--reid", metavar="REID.pt", help="a re-id embedder checkpoint (configs/reid_tiny.yaml): "
+                        "ByteTrack adds an appearance cost from each detection's crop")
     parser.add_argument("--device", default="auto", help="detector or tracker: auto | cpu | cuda")
     parser.add_argument("--no-video", action="store_true", help="write the results file only")
     return parser.parse_args(argv)
@@ -165,8 +167,9 @@ class RunStats:
     tracker_seconds: float = 0.0
 
 
-def run_tracking(source: FrameSource, detect, tracker, video, stats: RunStats) -> list[str]:
-    """Every frame: detections, tracker update, result lines, a drawn frame to `video` (when given)."""
+def run_tracking(source: FrameSource, detect, tracker, video, stats: RunStats, embed=None) -> list[str]:
+    """Every frame: detections, their embeddings (with an `embed` Embedder), tracker update, result lines, a drawn
+    frame to `video` (when given)."""
     from tqdm import tqdm
 
     from detection.tracking.boxes import xyxy_to_xywh
@@ -180,7 +183,8 @@ def run_tracking(source: FrameSource, detect, tracker, video, stats: RunStats) -
         size = image.shape[:2]
         boxes, scores, classes = detect(frame_id, image)
         started = time.perf_counter()
-        tracks = tracker.update(boxes, scores, classes)
+        embeddings = None if embed is None else embed(image, boxes)
+        tracks = tracker.update(boxes, scores, classes, embeddings)
         stats.tracker_seconds += time.perf_counter() - started
         lines += [result_line(frame_id, t.track_id, xyxy_to_xywh(t.box)[0], t.score) for t in tracks]
         ids.update(t.track_id for t in tracks)
@@ -204,6 +208,8 @@ def check_inputs(args: argparse.Namespace) -> None:
         raise UserError("give --checkpoint CKPT (a detector) or --detections FILE (MOTChallenge public detections)")
     if args.fps is not None and not args.fps > 0:
         raise UserError(f"--fps must be positive, got {args.fps}")
+    if args.reid and args.init is not None:
+        raise UserError("--reid feeds the multi-object tracker; --init follows one box without it")
     if args.max_detections < 1:
         raise UserError("--max-detections must be at least 1")
     if not 0 < args.nms_iou <= 1:
@@ -250,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.init is not None:
         return main_single(args)
     tracker = build_tracker(args)
+    embed = None
+    if args.reid:
+        from detection.tracking.reid import load_embedder
+
+        embed = load_embedder(args.reid, args.device)
     detect = public_detections(args.detections) if args.detections else detector_detections(args)
     out, stats, started = Path(args.out), RunStats(), time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -258,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         if Path(args.source).resolve() in (results.resolve(), drawn.resolve()):
             raise UserError(f"--out {out}: the results would overwrite the source {args.source}")
         video = None if args.no_video else stack.enter_context(mp4_writer(drawn, source.fps))
-        lines = run_tracking(source, detect, tracker, video, stats)
+        lines = run_tracking(source, detect, tracker, video, stats, embed)
         write_text(results, "".join(f"{line}\n" for line in lines))
     stats.seconds = time.perf_counter() - started
     print(f"{stats.frames} frames, {stats.ids} tracks, {len(lines)} boxes -> {results}"

@@ -62,6 +62,9 @@ def build_from_checkpoint(path: str | Path, device: torch.device | str = "cpu"):
 
     state = load_checkpoint(path)
     cfg = checkpoint_config(state, path)
+    if family_of(cfg.model.name).task == "reid":
+        raise UserError(f"{path}: a {cfg.model.name} embedder checkpoint, not a detector (give it to the multi-object "
+                        f"tracker: python -m detection.track --checkpoint DET.pt --reid {path} ...)")
     if family_of(cfg.model.name).task != "detection":
         raise UserError(f"{path}: a {cfg.model.name} tracker checkpoint, not a detector (track with it: "
                         f"python -m detection.track --checkpoint {path} --source VIDEO --init x,y,w,h --out DIR)")

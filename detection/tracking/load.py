@@ -13,7 +13,7 @@ from detection.utils.device import resolve_device
 
 
 class NotATracker(UserError):
-    """The checkpoint holds a detector."""
+    """The checkpoint holds a detector or another model that is not a single-object tracker (a re-id embedder)."""
 
 
 def load_tracker(checkpoint: str | os.PathLike, device: str = "cpu") -> SingleObjectTracker:
@@ -30,6 +30,9 @@ def load_tracker(checkpoint: str | os.PathLike, device: str = "cpu") -> SingleOb
     family = family_of(cfg.model.name)
     if family.task == "detection":
         raise NotATracker(f"{checkpoint}: a {cfg.model.name} detector checkpoint, not a single-object tracker "
+                          f"(train one with model.name: siamfc, e.g. configs/siamfc_tiny.yaml)")
+    if family.task != "siamfc":
+        raise NotATracker(f"{checkpoint}: a {cfg.model.name} model ({family.task}), not a single-object tracker "
                           f"(train one with model.name: siamfc, e.g. configs/siamfc_tiny.yaml)")
     # the checkpoint holds every weight: the backbone's starting weights (model.pretrained) are not needed
     network = family.build_network(dataclasses.replace(cfg.model, pretrained=""))
