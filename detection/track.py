@@ -227,6 +227,14 @@ def load_single_tracker(args: argparse.Namespace):
                         f"it detects") from None
 
 
+def output_paths(out: Path, name: str, source: str) -> tuple[Path, Path]:
+    """OUT/<name>.txt and OUT/<name>.mp4; UserError when either is the source itself."""
+    results, drawn = out / f"{name}.txt", out / f"{name}.mp4"
+    if Path(source).resolve() in (results.resolve(), drawn.resolve()):
+        raise UserError(f"--out {out}: the results would overwrite the source {source}")
+    return results, drawn
+
+
 def main_single(args: argparse.Namespace) -> int:
     """--init: follow one box with a SiamFC checkpoint; OUT/<name>.txt (OTB lines) and OUT/<name>.mp4."""
     from tqdm import tqdm
@@ -235,9 +243,7 @@ def main_single(args: argparse.Namespace) -> int:
     out, stats, started = Path(args.out), SotStats(), time.perf_counter()
     with contextlib.ExitStack() as stack:
         source = open_source(Path(args.source), args, stack)
-        results, drawn = out / f"{source.name}.txt", out / f"{source.name}.mp4"
-        if Path(args.source).resolve() in (results.resolve(), drawn.resolve()):
-            raise UserError(f"--out {out}: the results would overwrite the source {args.source}")
+        results, drawn = output_paths(out, source.name, args.source)
         video = None if args.no_video else stack.enter_context(mp4_writer(drawn, source.fps))
         frames = iter(tqdm(source.frames, total=source.count, desc="track", disable=None))
         lines = run_single(frames, tracker, args.init_box, args.init, video, stats)
@@ -265,9 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     out, stats, started = Path(args.out), RunStats(), time.perf_counter()
     with contextlib.ExitStack() as stack:
         source = open_source(Path(args.source), args, stack)
-        results, drawn = out / f"{source.name}.txt", out / f"{source.name}.mp4"
-        if Path(args.source).resolve() in (results.resolve(), drawn.resolve()):
-            raise UserError(f"--out {out}: the results would overwrite the source {args.source}")
+        results, drawn = output_paths(out, source.name, args.source)
         video = None if args.no_video else stack.enter_context(mp4_writer(drawn, source.fps))
         lines = run_tracking(source, detect, tracker, video, stats, embed)
         write_text(results, "".join(f"{line}\n" for line in lines))
