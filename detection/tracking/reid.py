@@ -2,17 +2,15 @@
 trained ReIDNet and answers unit-norm embeddings; `load_embedder(checkpoint)` rebuilds it from a checkpoint alone."""
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
 import torch
 
-from detection.config import family_of
-from detection.engine.checkpoint import checkpoint_config, load_checkpoint, load_weights
 from detection.errors import UserError
 from detection.registry import TRACKERS
 from detection.tracking.base import Embedder, TrackerFamily
+from detection.tracking.load import read_trained, trained_network
 from detection.tracking.pairs import to_tensor
 from detection.tracking.reid_crops import object_crop
 from detection.tracking.reid_net import ReIDNet, build_reid_net
@@ -40,15 +38,12 @@ class ReIDEmbedder:
 def load_embedder(checkpoint: str | os.PathLike, device: str = "cpu") -> Embedder:
     """The embedder a `python -m detection.train` run of a re-id config (e.g. configs/reid_tiny.yaml) saved, on
     `device` (auto | cpu | cuda). UserError when the file is missing, not a checkpoint, or not a re-id model."""
-    state = load_checkpoint(checkpoint)
-    cfg = checkpoint_config(state, checkpoint)
-    family = family_of(cfg.model.name)
+    family, model_cfg, state = read_trained(checkpoint)
     if family.task != "reid":
-        raise UserError(f"{checkpoint}: a {cfg.model.name} checkpoint, not a re-identification embedder (train one "
+        raise UserError(f"{checkpoint}: a {model_cfg.name} checkpoint, not a re-identification embedder (train one "
                         f"with model.name: reid, e.g. configs/reid_tiny.yaml)")
-    network = family.build_network(dataclasses.replace(cfg.model, pretrained=""))
-    load_weights(network, state["model"], checkpoint)
-    return ReIDEmbedder(network, cfg.model.options, resolve_device(device))
+    network = trained_network(family, model_cfg, state, checkpoint)
+    return ReIDEmbedder(network, model_cfg.options, resolve_device(device))
 
 
 REID = TRACKERS.register("reid")(TrackerFamily(
