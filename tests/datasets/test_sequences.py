@@ -12,6 +12,7 @@ import pytest
 from datasets.cli import main
 from datasets.sprites import cut_sprite, painted_out
 from datasets.synth import make_shapes
+from datasets.video import open_video, video_frames
 
 FRAMES = 12
 
@@ -39,12 +40,7 @@ def read_gt(folder) -> np.ndarray:
 
 
 def count_video_frames(path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
+    return sum(1 for _ in video_frames(open_video(path)))
 
 
 def test_writes_every_file_with_right_counts(sequences):

@@ -2,12 +2,12 @@
 and its answers to bad input: exit status 1, one `error:` line naming the file or line, no output left."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from datasets.sequences import make_sequences
 from datasets.synth import make_shapes
+from datasets.video import open_video, video_frames
 from detection.track import main
 from detection.tracking.metrics import mot_metrics
 from detection.tracking.mot_io import read_mot
@@ -29,12 +29,7 @@ def sequence(tmp_path_factory):
 
 
 def video_frame_count(path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
+    return sum(1 for _ in video_frames(open_video(path)))
 
 
 def one_error_line(capsys, *fragments: str) -> str:
