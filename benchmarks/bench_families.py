@@ -95,18 +95,25 @@ def run_family(family: str, data: Path, out: Path, minutes: float) -> dict:
     return row
 
 
+def run_families(families: str, images: int, minutes: float, run_family) -> list[dict]:
+    """One synthetic split, then `run_family(family, data, tmp, minutes)` for each of the comma-separated
+    families on it; each row goes to stderr as it comes."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = build_data(Path(tmp) / "shapes", images)
+        for family in families.split(","):
+            rows.append(run_family(family, data, Path(tmp), minutes))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.5, help="training budget per family (the demo's)")
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--families", default="faster_rcnn,ssd,yolo")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        data = build_data(Path(tmp) / "shapes", args.images)
-        for family in args.families.split(","):
-            rows.append(run_family(family, data, Path(tmp), args.minutes))
-            print(json.dumps(rows[-1]), file=sys.stderr)
+    rows = run_families(args.families, args.images, args.minutes, run_family)
     by = {r["family"]: r for r in rows}
     summary = {"benchmark": "families", "threads": torch.get_num_threads(), "budget_minutes": args.minutes,
                "input_size": SIZE, "rows": rows}

@@ -10,7 +10,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_families import build_data  # noqa: E402
+from bench_families import run_families  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.engine.trainer import Trainer  # noqa: E402
 from detection.models.external_proposals import as_uint8  # noqa: E402
@@ -94,12 +93,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--families", default="rcnn,fast_rcnn,fast_rcnn_spp,faster_rcnn")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        data = build_data(Path(tmp) / "shapes", args.images)
-        for family in args.families.split(","):
-            rows.append(run_family(family, data, Path(tmp), args.minutes))
-            print(json.dumps(rows[-1]), file=sys.stderr)
+    rows = run_families(args.families, args.images, args.minutes, run_family)
     by = {r["family"]: r for r in rows}
     summary = {"benchmark": "rcnn_lineage", "threads": torch.get_num_threads(), "budget_minutes": args.minutes,
                "input_size": SIZE, "rows": rows, **(ratios(by) if {"rcnn", "fast_rcnn"} <= set(by) else {})}
