@@ -56,6 +56,7 @@ def median_ms(work, count: int, runs: int = 5) -> float:
 def inference_times(trainer: Trainer, batch: int) -> dict:
     """ms/image on real val images: proposals alone, the model given them, and the whole (as eval runs it)."""
     model = trainer.inference_model.cpu().eval()
+    batch = min(batch, len(trainer.val_set))  # a small --images split may hold fewer val images
     images = torch.stack([trainer.val_set[i][0] for i in range(batch)])
     if not model.takes_proposals:
         return {"model_ms": median_ms(lambda: model(images), batch), "proposal_ms": 0.0}
