@@ -52,6 +52,9 @@ class DataConfig:
     multi_scale: list[float] = field(default_factory=list)  # [low, high]: each batch at a random size in
     # [low * input_size, high * input_size], a multiple of 32 (YOLO-style); empty: always input_size
     proposal_cache: str = ".cache/proposals"  # R-CNN, Fast R-CNN: proposals computed once per image and method
+    cache_images: str = ""  # "" | ram | disk: keep decoded images (ram: all in memory, decoded once up front;
+    # disk: .npy files in image_cache_dir, made at first use) so later epochs skip the PNG/JPEG decode
+    image_cache_dir: str = ".cache/images"  # where data.cache_images=disk keeps them
 
 
 @dataclass
@@ -313,10 +316,11 @@ def check_config(cfg: Config) -> None:
         "device": (cfg.device, ("auto", "cpu", "cuda")),
         "train.optimizer": (cfg.train.optimizer, ("sgd", "adamw")),
         "train.scheduler": (cfg.train.scheduler, ("cosine", "step")),
+        "data.cache_images": (cfg.data.cache_images, ("", "ram", "disk")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed and not (key == "device" and value.startswith("cuda:")):
-            raise UserError(f"config key {key!r}: {value!r} is not one of {', '.join(allowed)}")
+            raise UserError(f"config key {key!r}: {value!r} is not one of {', '.join(a or repr(a) for a in allowed)}")
     post = cfg.model.postprocess
     positive = {"train.epochs": cfg.train.epochs, "train.batch_size": cfg.train.batch_size,
                 "data.input_size": cfg.data.input_size, "train.lr": cfg.train.lr,

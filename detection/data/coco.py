@@ -8,23 +8,17 @@ import contextlib
 import io
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from datasets.coco import load_coco as read_coco_json
-from datasets.images import read_image as read_bgr
+from detection.data.image_cache import build_image_cache
 from detection.data.mosaic import mosaic
 from detection.data.proposals import split_off, with_proposals
 from detection.data.transforms import letterbox_scale
 from detection.errors import UserError
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8 [H, W, 3]; UserError naming the file when unreadable."""
-    return cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB)
 
 
 def _check_fields(data: dict, path: Path) -> None:
@@ -60,9 +54,12 @@ def load_coco(path: str | Path) -> COCO:
 class CocoDetection(Dataset):
     """Items: (image [3, S, S] float 0..1, target) with target boxes [K, 4] xyxy in the letterboxed frame,
     labels [K] int64 in 1..K_classes, image_id, orig_size (h, w) and scale (letterbox factor).
-    Crowd annotations are left out of training targets (COCOeval still reads them from the file)."""
+    Crowd annotations are left out of training targets (COCOeval still reads them from the file).
+    `cache_images` ("", ram, disk; see detection.data.image_cache) keeps decoded images, in memory or in
+    `cache_dir`; the items are the same with or without it."""
 
-    def __init__(self, annotations: str | Path, images: str | Path, transform, mosaic: float = 0.0) -> None:
+    def __init__(self, annotations: str | Path, images: str | Path, transform, mosaic: float = 0.0,
+                 cache_images: str = "", cache_dir: str | Path = ".cache/images") -> None:
         self.mosaic = mosaic  # probability that an item is a mosaic of four images (training only)
         self.proposals: dict[str, np.ndarray] | None = None  # file_name -> [P, 4] xyxy; set for R-CNN, Fast R-CNN
         self.coco = load_coco(annotations)
@@ -74,6 +71,8 @@ class CocoDetection(Dataset):
                            sorted(self.coco.dataset["categories"], key=lambda c: c["id"])]
         self.cat_to_label = {c["id"]: i + 1 for i, c in enumerate(self.categories)}
         self.transform = transform
+        paths = [self.images_dir / self.coco.imgs[i]["file_name"] for i in self.ids]
+        self.images = build_image_cache(cache_images, paths, cache_dir)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -92,7 +91,7 @@ class CocoDetection(Dataset):
         with `proposals` set, the image's proposals follow, labelled PROPOSAL."""
         image_id = self.ids[index]
         file_name = self.coco.imgs[image_id]["file_name"]
-        image = read_image(self.images_dir / file_name)
+        image = self.images.read(self.images_dir / file_name)
         height, width = image.shape[:2]
         boxes, labels = self.raw_target(image_id)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
@@ -111,7 +110,7 @@ class CocoDetection(Dataset):
             image, boxes, labels = mosaic(parts, max(height, width), np.random)
         out = self.transform(image=image, bboxes=boxes, labels=labels)
         size = out["image"].shape[0]
-        tensor = torch.from_numpy(np.ascontiguousarray(out["image"])).permute(2, 0, 1).float().div_(255)
+        tensor = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1))).float().div_(255)
         boxes, labels, proposals = split_off(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4),
                                              np.asarray(out["labels"], dtype=np.int64).reshape(-1))
         target = {

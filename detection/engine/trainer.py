@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from detection.config import Config, save_config
 from detection.data import collate
+from detection.data.epoch_seed import EpochSeeded, seed_worker_state
 from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from detection.engine.ema import build_ema
 from detection.engine.run_report import RunReport
@@ -35,18 +36,40 @@ def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimize
 def seed_worker(worker_id: int, seed: int) -> None:
     """DataLoader worker_init_fn (module level, so spawn/forkserver can pickle it): seed the worker's RNGs
     and its own copy of the dataset's augmentation."""
-    seed_everything(seed * 1000 + worker_id)
-    info = torch.utils.data.get_worker_info()
-    info.dataset.transform.set_random_seed(seed * 1000 + worker_id)
+    seed_worker_state(torch.utils.data.get_worker_info().dataset, worker_id, seed)
+
+
+def pins_memory(device: torch.device | str | None) -> bool:
+    """Whether a loader feeding `device` pins its batches (page-locked, for fast non-blocking copies): CUDA only."""
+    return device is not None and torch.device(device).type == "cuda"
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int,
-                context: str | None = None, collate_fn: Callable = collate) -> DataLoader:
-    """A DataLoader whose order and augmentation depend on `seed` alone (any start method in `context`)."""
+                context: str | None = None, collate_fn: Callable = collate, device: torch.device | str | None = None,
+                persistent: bool = False) -> DataLoader:
+    """A DataLoader whose order and augmentation depend on `seed` alone (any start method in `context`).
+
+    Batches are pinned when `device` is CUDA. `persistent` keeps the workers between passes (give it an
+    EpochSeeded dataset and `restart` it each epoch, or later passes continue the first one's random streams).
+    """
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
-                      generator=torch.Generator().manual_seed(seed),
+                      generator=torch.Generator().manual_seed(seed), pin_memory=pins_memory(device),
+                      persistent_workers=persistent and num_workers > 0,
                       multiprocessing_context=context if num_workers > 0 else None,
                       worker_init_fn=functools.partial(seed_worker, seed=seed) if num_workers > 0 else None)
+
+
+def restart(loader: DataLoader, seed: int) -> None:
+    """Make the next pass over a used `loader` draw the order and augmentation a new make_loader(seed=seed) would.
+
+    A new iterator first draws its workers' base seed from the generator, then the order; a persistent one draws
+    only the order, so the base seed's draw is made here. The workers reseed through EpochSeeded.set_seed.
+    """
+    loader.generator.manual_seed(seed)
+    if loader.persistent_workers:
+        torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
+    if isinstance(loader.dataset, EpochSeeded):
+        loader.dataset.set_seed(seed)
 
 
 def _epoch_of(line: str) -> float:
@@ -83,6 +106,7 @@ class Trainer:
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.best, self.metrics, self.seconds = -1.0, {}, 0.0
+        self.kept_loader: DataLoader | None = None  # the training loader, kept so its workers persist
         if resume:
             self.load_state(self.out / "last.pt")
 
@@ -98,7 +122,19 @@ class Trainer:
 
     def loader(self, dataset: Dataset, shuffle: bool, seed: int) -> DataLoader:
         return make_loader(dataset, self.cfg.train.batch_size, shuffle, seed, self.cfg.data.num_workers,
-                           collate_fn=self.task.collate)
+                           collate_fn=self.task.collate, device=self.device)
+
+    def train_loader(self, seed: int) -> DataLoader:
+        """The training set's loader for the epoch seeded `seed`: made once, so that its workers persist, and
+        restarted each later epoch to the order and augmentation a fresh loader of `seed` would give."""
+        if self.kept_loader is None:
+            self.kept_loader = make_loader(EpochSeeded(self.train_set), self.cfg.train.batch_size, True, seed,
+                                           self.cfg.data.num_workers, collate_fn=self.task.collate,
+                                           device=self.device, persistent=True)
+            self.kept_loader.dataset.set_seed(seed)
+        else:
+            restart(self.kept_loader, seed)
+        return self.kept_loader
 
     def train_one_epoch(self) -> dict:
         """One pass over the training set; every RNG is seeded from (seed, epoch) so resume is exact."""
@@ -107,7 +143,7 @@ class Trainer:
         self.train_set.transform.set_random_seed(seed)
         self.model.train()
         start, seen, sums = time.time(), 0, {}
-        bar = tqdm(self.loader(self.train_set, True, seed), desc=f"epoch {self.epoch + 1}/{self.epochs}",
+        bar = tqdm(self.train_loader(seed), desc=f"epoch {self.epoch + 1}/{self.epochs}",
                    disable=None if self.progress else True, leave=False)  # None: off when not a terminal
         for inputs, targets in bar:
             losses = self.train_step(inputs, targets)
@@ -179,6 +215,7 @@ class Trainer:
             self.log({**record, **evaluation})
             self.save(metrics)
             self.report(record, metrics)
+        self.kept_loader = None  # its workers stop
         self.run_report.close()
         return self.metrics
 

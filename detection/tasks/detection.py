@@ -34,14 +34,15 @@ class DetectionTask:
         data = self.cfg.data
         if not data.train.annotations:
             raise UserError("config key 'data.train.annotations' is empty: point it at a COCO json")
+        cache = {"cache_images": data.cache_images, "cache_dir": data.image_cache_dir}
         train = CocoDetection(data.train.annotations, data.train.images,
                               build_transform(data.input_size, True, data.augment, seed=self.cfg.seed),
-                              mosaic=data.augment.mosaic)
+                              mosaic=data.augment.mosaic, **cache)
         if len(train) == 0:
             raise UserError(f"{data.train.annotations}: no images to train on")
         if not data.val.annotations:
             return train, None
-        val = CocoDetection(data.val.annotations, data.val.images, build_transform(data.input_size, False))
+        val = CocoDetection(data.val.annotations, data.val.images, build_transform(data.input_size, False), **cache)
         if [c["id"] for c in val.categories] != [c["id"] for c in train.categories]:
             raise UserError(f"{data.val.annotations}: categories differ from {data.train.annotations}")
         return train, val
@@ -64,9 +65,11 @@ class DetectionTask:
             dataset.proposals = split_proposals(dataset, file, data.proposal_cache, cfg, top_n, progress)
 
     def to_device(self, images: torch.Tensor, targets: list[dict], device: torch.device, step: int) -> tuple:
-        """(images, targets, proposals) on the device; with data.multi_scale, rescaled to this step's size."""
+        """(images, targets, proposals) on the device; with data.multi_scale, rescaled to this step's size.
+        Copies are non-blocking: from pinned memory (the loader pins on CUDA) they overlap the step."""
         images = images.to(device, non_blocking=True)
-        targets = [{k: t[k].to(device) for k in ("boxes", "labels", "proposals") if k in t} for t in targets]
+        targets = [{k: t[k].to(device, non_blocking=True) for k in ("boxes", "labels", "proposals") if k in t}
+                   for t in targets]
         if self.cfg.data.multi_scale:
             low, high = self.cfg.data.multi_scale
             size = batch_size_for(step, self.cfg.seed, self.cfg.data.input_size, low, high)

@@ -75,7 +75,8 @@ class ReIDTask:
         return family_of(self.cfg.model.name).build_network(self.cfg.model).to(device)
 
     def to_device(self, crops: torch.Tensor, targets: list[dict], device: torch.device, step: int) -> tuple:
-        return crops.to(device, non_blocking=True), [{k: v.to(device) for k, v in t.items()} for t in targets]
+        return crops.to(device, non_blocking=True), [{k: v.to(device, non_blocking=True) for k, v in t.items()}
+                                                    for t in targets]
 
     def losses(self, model: torch.nn.Module, batch: tuple) -> dict[str, torch.Tensor]:
         return model(*batch)

@@ -91,7 +91,7 @@ class SiamFCTask:
     def to_device(self, inputs: tuple[torch.Tensor, torch.Tensor], targets: list[dict], device: torch.device,
                   step: int) -> tuple:
         exemplars, searches = (t.to(device, non_blocking=True) for t in inputs)
-        return exemplars, searches, [{k: v.to(device) for k, v in t.items()} for t in targets]
+        return exemplars, searches, [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
 
     def losses(self, model: torch.nn.Module, batch: tuple) -> dict[str, torch.Tensor]:
         return model(*batch)
