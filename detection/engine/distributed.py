@@ -133,6 +133,8 @@ def train_worker(payload: dict) -> None:
 
     for name in ("ray.train", ""):  # Ray Train's INFO lines (a line per report) off; warnings stay
         logging.getLogger(name).setLevel(logging.WARNING)
+    if Path(payload["cwd"]).is_dir():  # the config's relative paths (data, output_dir) mean what they meant there
+        os.chdir(payload["cwd"])
     cfg = config_from_dict(payload["config"])
     context = ray.train.get_context()
     torch.set_num_threads(max(1, int(cfg.trainer.cpus_per_worker)))
@@ -143,7 +145,8 @@ def train_worker(payload: dict) -> None:
         with restored.as_directory() as folder:
             trainer = DistributedTrainer(**args, resume_from=Path(folder) / "last.pt")
     else:
-        trainer = DistributedTrainer(**args, resume_from=Path(cfg.output_dir) / "last.pt" if payload["resume"] else None)
+        last = Path(cfg.output_dir) / "last.pt"
+        trainer = DistributedTrainer(**args, resume_from=last if payload["resume"] else None)
     trainer.fit()
 
 
@@ -208,7 +211,8 @@ def fit_on_ray(cfg: Config, resume: bool = False, progress: bool = True) -> dict
         if os.environ.get("RAY_ADDRESS"):
             check_cluster(cfg)
         trainer = TorchTrainer(
-            train_worker, train_loop_config={"config": cfg.to_dict(), "resume": resume, "progress": progress},
+            train_worker, train_loop_config={"config": cfg.to_dict(), "resume": resume, "progress": progress,
+                                               "cwd": os.getcwd()},
             torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
             scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
                                          resources_per_worker={"CPU": t.cpus_per_worker}),
