@@ -112,6 +112,17 @@ class TrainConfig:
 
 
 @dataclass
+class TrainerConfig:
+    """Where training runs: in this process (num_workers 0), or on N Ray Train workers (DistributedDataParallel),
+    on this machine or the Ray cluster RAY_ADDRESS names. train.batch_size stays the global batch."""
+
+    num_workers: int = 0  # 0: train in this process; N >= 1: N Ray Train workers, each a shard of every batch
+    use_gpu: bool = False  # one GPU per worker (NCCL); false: CPU workers (gloo)
+    cpus_per_worker: float = 1.0  # CPUs Ray reserves per worker; torch threads per worker (at least 1)
+    max_failures: int = 0  # restarts of the worker group from its last reported checkpoint after a failure
+
+
+@dataclass
 class Config:
     output_dir: str = "runs/exp"
     device: str = "auto"  # auto | cpu | cuda
@@ -119,6 +130,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict, as saved in config.yaml and checkpoints: family options under model.<name>."""
@@ -332,9 +344,25 @@ def check_config(cfg: Config) -> None:
         raise UserError(f"config key 'train.ema' must be in [0, 1) (0: off, e.g. 0.9998), got {cfg.train.ema}")
     if cfg.model.neck_levels < 0:
         raise UserError(f"config key 'model.neck_levels' must be 0 (the neck's default) or more, got {cfg.model.neck_levels}")
+    check_trainer(cfg)
+    positive["trainer.cpus_per_worker"] = cfg.trainer.cpus_per_worker
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"config key {key!r} must be positive, got {value}")
     for key, value in {"score_threshold": post.score_threshold, "nms_iou": post.nms_iou}.items():
         if not 0 <= value <= 1:
             raise UserError(f"config key 'model.postprocess.{key}' must be within 0..1, got {value}")
+
+
+def check_trainer(cfg: Config) -> None:
+    """trainer.*: a worker count of 0 or more that divides the global batch."""
+    workers, batch = cfg.trainer.num_workers, cfg.train.batch_size
+    if workers < 0:
+        raise UserError(f"config key 'trainer.num_workers' must be 0 (train in this process) or a number of Ray "
+                        f"Train workers, got {workers}")
+    if cfg.trainer.max_failures < 0:
+        raise UserError(f"config key 'trainer.max_failures' must be 0 or more, got {cfg.trainer.max_failures}")
+    if workers > 1 and batch % workers:
+        even = batch - batch % workers or workers
+        raise UserError(f"config key 'train.batch_size' ({batch}) is the global batch and must divide evenly among "
+                        f"trainer.num_workers={workers} workers (e.g. train.batch_size={even})")

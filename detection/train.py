@@ -1,6 +1,7 @@
 """Train a detector from a YAML config: python -m detection.train CONFIG [key.sub=value ...] [--resume].
 
-Writes config.yaml, metrics.jsonl, last.pt and best.pt into the config's output_dir.
+Writes config.yaml, metrics.jsonl, last.pt and best.pt into the config's output_dir; with trainer.num_workers=N
+(N >= 1) the same training runs on N Ray Train workers (detection.engine.distributed).
 """
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.overrides)
+    if cfg.trainer.num_workers >= 1:
+        from detection.engine.distributed import fit_on_ray  # late: torch and Ray after argument checks
+
+        last = fit_on_ray(cfg, resume=args.resume, progress=not args.no_progress)
+        summary = {"output_dir": cfg.output_dir, **{k: v for k, v in last.items() if k != "loss"}}
+        print(json.dumps(summary))
+        return 0
     from detection.engine.trainer import Trainer  # late: torch import after argument checks
 
     trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)

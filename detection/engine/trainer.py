@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from detection.config import Config, save_config
@@ -46,13 +46,15 @@ def pins_memory(device: torch.device | str | None) -> bool:
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int,
                 context: str | None = None, collate_fn: Callable = collate, device: torch.device | str | None = None,
-                persistent: bool = False) -> DataLoader:
+                persistent: bool = False, sampler: Sampler | None = None) -> DataLoader:
     """A DataLoader whose order and augmentation depend on `seed` alone (any start method in `context`).
 
     Batches are pinned when `device` is CUDA. `persistent` keeps the workers between passes (give it an
     EpochSeeded dataset and `restart` it each epoch, or later passes continue the first one's random streams).
+    A `sampler` (e.g. a DistributedSampler's shard) replaces `shuffle`.
     """
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=num_workers, collate_fn=collate_fn,
                       generator=torch.Generator().manual_seed(seed), pin_memory=pins_memory(device),
                       persistent_workers=persistent and num_workers > 0,
                       multiprocessing_context=context if num_workers > 0 else None,
@@ -177,7 +179,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         if self.ema is not None:
-            self.ema.update_parameters(self.model)
+            self.ema.update_parameters(self.network)
         self.step += 1
         return {"loss": loss.item(), **{k: round(v.item(), 5) for k, v in losses.items()},
                 "lr": self.optimizer.param_groups[0]["lr"]}
@@ -237,9 +239,14 @@ class Trainer:
         self.epochs = max(self.epoch, min(self.epochs, fits))
 
     @property
+    def network(self) -> torch.nn.Module:
+        """The model being trained, without a wrapper (DistributedDataParallel in detection.engine.distributed)."""
+        return self.model
+
+    @property
     def inference_model(self) -> torch.nn.Module:
         """What is evaluated and saved as the checkpoint's model: the EMA weights when train.ema is on."""
-        return self.ema.module if self.ema is not None else self.model
+        return self.ema.module if self.ema is not None else self.network
 
     def evaluate(self) -> dict:
         """The task's numbers on the val set: for detectors the 12 COCO numbers plus "per_class" (AP, AP50,
@@ -267,7 +274,7 @@ class Trainer:
             state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                          scaler=self.scaler.state_dict())
             if self.ema is not None:  # "model" holds the average; resuming needs the trained weights too
-                state.update(raw_model=self.model.state_dict(), ema_updates=int(self.ema.n_averaged))
+                state.update(raw_model=self.network.state_dict(), ema_updates=int(self.ema.n_averaged))
         return state
 
     def load_model_weights(self, state: dict, path: Path) -> None:
