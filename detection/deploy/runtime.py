@@ -53,9 +53,10 @@ class ExportedDetector:
         return unpadded(*self.run(inputs))[:real]
 
 
-def load_onnx(path: str | Path, threads: int = 0) -> ExportedDetector:
-    """An .onnx file from detection.export under onnxruntime (CPU), with `threads` intra-op threads (0: its own)."""
-    props, run = onnx_runner(path, threads)
+def load_onnx(path: str | Path, threads: int = 0, cuda: bool = False) -> ExportedDetector:
+    """An .onnx file from detection.export under onnxruntime (CPU; CUDA first when `cuda` and onnxruntime has it),
+    with `threads` intra-op threads (0: its own)."""
+    props, run = onnx_runner(path, threads, cuda)
     return detector(ExportMetadata.from_props(props, str(path)), run, path)
 
 
@@ -73,8 +74,8 @@ def detector(meta: ExportMetadata, run: Runner, path: str | Path) -> ExportedDet
     return ExportedDetector(meta, run)
 
 
-def onnx_runner(path: str | Path, threads: int = 0) -> tuple[dict[str, str], Runner]:
-    """(the file's metadata_props, a call of its graph) under onnxruntime's CPU provider."""
+def onnx_runner(path: str | Path, threads: int = 0, cuda: bool = False) -> tuple[dict[str, str], Runner]:
+    """(the file's metadata_props, a call of its graph) under onnxruntime's CPU provider (or CUDA's, when `cuda`)."""
     ort = require("onnxruntime", "running an ONNX model")
     if not Path(path).is_file():
         raise UserError(f"no ONNX file at {path}")
@@ -82,7 +83,8 @@ def onnx_runner(path: str | Path, threads: int = 0) -> tuple[dict[str, str], Run
     if threads > 0:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        providers = ["CUDAExecutionProvider"] * cuda + ["CPUExecutionProvider"]
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for unreadable files
         raise UserError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:300]})") from None
     names = [i.name for i in session.get_inputs()]

@@ -49,14 +49,14 @@ class ExportedSiamFCNet:
         return self.runs["search"]([crops.detach().cpu().float().contiguous(), template.contiguous()])[0]
 
 
-def load_siamfc(out: str | Path, fmt: str = "onnx", threads: int = 0) -> ExportedSiamFCNet:
+def load_siamfc(out: str | Path, fmt: str = "onnx", threads: int = 0, cuda: bool = False) -> ExportedSiamFCNet:
     """The FILE-template / FILE-search pair that `detection.export --out FILE` wrote (FILE, or either branch file)
-    under onnxruntime (`threads` intra-op threads, 0: its own) or TorchScript; UserError when one is missing or
-    is no SiamFC branch."""
+    under onnxruntime (`threads` intra-op threads, 0: its own; CUDA first when `cuda`) or TorchScript; UserError
+    when one is missing or is no SiamFC branch."""
     metas, runs = {}, {}
     for branch in BRANCHES:
         path = branch_path(out, branch)
-        props, runs[branch] = onnx_runner(path, threads) if fmt == "onnx" else torchscript_runner(path)
+        props, runs[branch] = onnx_runner(path, threads, cuda) if fmt == "onnx" else torchscript_runner(path)
         metas[branch] = ExportMetadata.from_props(props, str(path))
         if (metas[branch].tracker or {}).get("branch") != branch:
             raise UserError(f"{path}: not the {branch} branch of a SiamFC tracker exported by detection.export")
