@@ -71,14 +71,18 @@ def is_tracker(checkpoint: str) -> bool:
 
 def export_tracker(args: argparse.Namespace) -> int:
     """The SiamFC branches to FILE-template.EXT and FILE-search.EXT, then checked on real crops."""
+    import torch
+
     from detection.deploy.siamfc import export_siamfc_checkpoint
     from detection.deploy.siamfc_runtime import compare_siamfc, load_siamfc
 
     net, written = export_siamfc_checkpoint(args.checkpoint, args.format, args.out, args.opset)
+    with torch.no_grad():
+        features = ", ".join(map(str, net.embed(torch.zeros(1, 3, net.exemplar_size, net.exemplar_size)).shape[1:]))
     for branch, (path, meta) in written.items():
-        shapes = {"template": f"exemplars [B, 3, {net.exemplar_size}, {net.exemplar_size}] -> template [B, C, h, w]",
-                  "search": f"search [B, 3, H, W] (H = W = {net.search_size} when tracking), template [1 or B, C, h, w]"
-                            f" -> response [B, 1, R, R] logits (R = {net.response_size})"}[branch]
+        shapes = {"template": f"exemplars [B, 3, {net.exemplar_size}, {net.exemplar_size}] -> template [B, {features}]",
+                  "search": f"search [B, 3, H, W] (H = W = {net.search_size} when tracking), template [1 or B, "
+                            f"{features}] -> response [B, 1, R, R] logits (R = {net.response_size})"}[branch]
         print(f"siamfc {branch} branch -> {path} ({args.format}, {path.stat().st_size / 1e6:.1f} MB); {shapes}")
     if args.check_images:
         report = compare_siamfc(net, load_siamfc(args.out, args.format))
