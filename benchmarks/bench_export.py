@@ -64,12 +64,20 @@ def ms_per_image(call, images: torch.Tensor, proposals, runs: int) -> float:
 
 def run_family(family: str, folder: Path, threads: int, runs: int) -> dict:
     model = build(family)
-    size = model.input_size
-    row = {"benchmark": "export", "family": family, "recipe": RECIPES[family], "input_size": size, "threads": threads}
+    row = {"benchmark": "export", "family": family, "recipe": RECIPES[family], "input_size": model.input_size,
+           "threads": threads}
+    return {**row, **export_timings(model, family, CATEGORIES, folder, threads, runs)}
+
+
+def export_timings(model: torch.nn.Module, family: str, categories: list[dict], folder: Path, threads: int,
+                   runs: int) -> dict:
+    """Export `model` to ONNX (a graph per batch size), time PyTorch and onnxruntime on the same images and
+    proposals at batch 1 and 8, and check they agree on the batch-8 images."""
+    size, row = model.input_size, {}
     for batch in BATCHES:
         path = folder / f"{family}-b{batch}.onnx"
         start = time.perf_counter()
-        meta = export_detector(model, family, CATEGORIES, "onnx", path, batch=batch)
+        meta = export_detector(model, family, categories, "onnx", path, batch=batch)
         row.setdefault("export_s", round(time.perf_counter() - start, 2))
         row["onnx_mb"], row["dynamic_batch"] = round(path.stat().st_size / 1e6, 2), meta.batch is None
         runtime = load_onnx(path, threads)

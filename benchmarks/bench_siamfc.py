@@ -26,17 +26,32 @@ from detection.tracking.siamfc_net import build_siamfc_net
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train(work: Path, images: int, minutes: float, epochs: int) -> tuple[Path, float]:
+def train(work: Path, images: int, minutes: float, epochs: int, extra: tuple[str, ...] = ()) -> tuple[Path, float]:
     """configs/siamfc_tiny.yaml on a fresh shapes set (and its own val set) into work/run; (best.pt, seconds)."""
+    started = time.perf_counter()
+    train_run(work, images, minutes, epochs, extra)
+    return work / "run" / "best.pt", time.perf_counter() - started
+
+
+def train_run(work: Path, images: int, minutes: float, epochs: int, extra: tuple[str, ...] = ()) -> Trainer:
+    """The training of `train` (config overrides `extra` added); the Trainer after fit, best.pt in work/run."""
     make_shapes(work / "train", images, seed=0)
     make_shapes(work / "val", 40, seed=500)
     cfg = load_config(ROOT / "configs" / "siamfc_tiny.yaml", [
         f"output_dir={work / 'run'}", f"train.max_minutes={minutes}", f"train.epochs={epochs}", "device=cpu",
         f"data.train.annotations={work / 'train' / 'annotations.json'}", f"data.train.images={work / 'train' / 'images'}",
-        f"data.val.annotations={work / 'val' / 'annotations.json'}", f"data.val.images={work / 'val' / 'images'}"])
-    started = time.perf_counter()
-    Trainer(cfg, progress=False).fit()
-    return work / "run" / "best.pt", time.perf_counter() - started
+        f"data.val.annotations={work / 'val' / 'annotations.json'}", f"data.val.images={work / 'val' / 'images'}",
+        *extra])
+    trainer = Trainer(cfg, progress=False)
+    trainer.fit()
+    return trainer
+
+
+def tracking_sequences(work: Path, count: int, frames: int, size: int) -> list:
+    """`count` test sequences of `frames` frames (size x size) from a shapes set apart from training's."""
+    test = make_shapes(work / "test", 60, seed=1000)
+    make_sequences(test, work / "test" / "images", work / "seqs", count, seed=7, frames=frames, objects=3, size=size)
+    return find_sequences(work / "seqs")
 
 
 def scores(found: dict) -> dict:
@@ -60,10 +75,7 @@ def main() -> None:
         work = Path(tmp)
         checkpoint, train_seconds = (Path(args.checkpoint), 0.0) if args.checkpoint else train(
             work, args.train_images, args.minutes, args.epochs)
-        test = make_shapes(work / "test", 60, seed=1000)
-        make_sequences(test, work / "test" / "images", work / "seqs", args.sequences, seed=7, frames=args.frames,
-                       objects=3, size=args.size)
-        sequences = find_sequences(work / "seqs")
+        sequences = tracking_sequences(work, args.sequences, args.frames, args.size)
         torch.set_num_threads(args.threads)
         tracker = load_tracker(checkpoint)
         trained = evaluate_sequences(tracker, sequences)

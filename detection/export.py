@@ -1,8 +1,9 @@
-"""Export a checkpoint's detector, post-processing included, to ONNX or TorchScript:
-python -m detection.export --checkpoint CKPT --format onnx|torchscript --out FILE [--batch-size B].
+"""Export a checkpoint's detector, post-processing included, or a SiamFC tracker's two branches, to ONNX or
+TorchScript: python -m detection.export --checkpoint CKPT --format onnx|torchscript --out FILE [--batch-size B].
 
 The file carries categories, input size, family and post-processing settings; `python -m serve --onnx FILE`
-serves it. After writing, the export is run on a few images and compared with PyTorch (onnxruntime for ONNX).
+serves it. A SiamFC checkpoint gives FILE-template.EXT and FILE-search.EXT (detection.deploy.siamfc). After
+writing, the export is run on a few images (crops) and compared with PyTorch (onnxruntime for ONNX).
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from detection.errors import UserError, cli_main
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m detection.export", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train")
+    parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train (detector or siamfc)")
     parser.add_argument("--format", required=True, help="onnx | torchscript")
-    parser.add_argument("--out", required=True, help="the file to write (.onnx, .pt)")
+    parser.add_argument("--out", required=True, help="the file to write (.onnx, .pt); for siamfc, FILE-template.EXT "
+                                                     "and FILE-search.EXT")
     parser.add_argument("--batch-size", type=int, default=1,
                         help="fixed batch of the families that score images one by one (faster_rcnn, fast_rcnn, "
                              "rcnn); ssd and yolo take any batch")
@@ -60,10 +62,46 @@ def check(model, args: argparse.Namespace, meta) -> str:
     return summary
 
 
+def is_tracker(checkpoint: str) -> bool:
+    """Whether the checkpoint holds a SiamFC tracker (its config's model.name) rather than a detector."""
+    from detection.tracking.load import read_trained
+
+    return read_trained(checkpoint)[0].task == "siamfc"
+
+
+def export_tracker(args: argparse.Namespace) -> int:
+    """The SiamFC branches to FILE-template.EXT and FILE-search.EXT, then checked on real crops."""
+    import torch
+
+    from detection.deploy.siamfc import export_siamfc_checkpoint
+    from detection.deploy.siamfc_runtime import compare_siamfc, load_siamfc
+
+    net, written = export_siamfc_checkpoint(args.checkpoint, args.format, args.out, args.opset)
+    with torch.no_grad():
+        features = ", ".join(map(str, net.embed(torch.zeros(1, 3, net.exemplar_size, net.exemplar_size)).shape[1:]))
+    for branch, (path, meta) in written.items():
+        shapes = {"template": f"exemplars [B, 3, {net.exemplar_size}, {net.exemplar_size}] -> template [B, {features}]",
+                  "search": f"search [B, 3, H, W] (H = W = {net.search_size} when tracking), template [1 or B, "
+                            f"{features}] -> response [B, 1, R, R] logits (R = {net.response_size})"}[branch]
+        print(f"siamfc {branch} branch -> {path} ({args.format}, {path.stat().st_size / 1e6:.1f} MB); {shapes}")
+    if args.check_images:
+        report = compare_siamfc(net, load_siamfc(args.out, args.format))
+        summary = (f"max template diff {report['max_template_diff']:.2g} (largest value "
+                   f"{report['template_peak']:.2g}), max response diff {report['max_response_diff']:.2g} (largest "
+                   f"{report['response_peak']:.2g}) on {report['exemplars']} exemplar and {report['searches']} "
+                   f"search crops of a synthetic frame")
+        if not report["match"]:
+            raise UserError(f"{args.out}: the exported branches disagree with PyTorch ({summary})")
+        print(f"matches PyTorch: {summary}")
+    return 0
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_args(args)
+    if is_tracker(args.checkpoint):
+        return export_tracker(args)
     from detection.deploy.exporter import export_checkpoint
 
     model, meta = export_checkpoint(args.checkpoint, args.format, args.out, args.batch_size, args.opset)

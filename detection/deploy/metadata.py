@@ -31,6 +31,7 @@ class ExportMetadata:
     name: str = "model"
     version: str = "0"
     metrics: dict = field(default_factory=dict)
+    tracker: dict | None = None  # a SiamFC branch (deploy/siamfc.py): branch, crop sizes, stride, tracking options
 
     def postprocess_config(self) -> PostprocessConfig:
         return PostprocessConfig(**self.postprocess)

@@ -17,7 +17,7 @@ from detection.deploy.formats import EXTRA_FILE, quiet_tracing, require
 from detection.deploy.metadata import ExportMetadata
 from detection.deploy.padded import unpadded
 
-Runner = Callable[[list[torch.Tensor]], list[torch.Tensor]]  # the graph's inputs -> boxes, scores, labels, count
+Runner = Callable[[list[torch.Tensor]], list[torch.Tensor]]  # the graph's inputs -> its outputs (boxes, scores, ...)
 
 
 class ExportedDetector:
@@ -53,8 +53,29 @@ class ExportedDetector:
         return unpadded(*self.run(inputs))[:real]
 
 
-def load_onnx(path: str | Path, threads: int = 0) -> ExportedDetector:
-    """An .onnx file from detection.export under onnxruntime (CPU), with `threads` intra-op threads (0: its own)."""
+def load_onnx(path: str | Path, threads: int = 0, cuda: bool = False) -> ExportedDetector:
+    """An .onnx file from detection.export under onnxruntime (CPU; CUDA first when `cuda` and onnxruntime has it),
+    with `threads` intra-op threads (0: its own)."""
+    props, run = onnx_runner(path, threads, cuda)
+    return detector(ExportMetadata.from_props(props, str(path)), run, path)
+
+
+def load_torchscript(path: str | Path) -> ExportedDetector:
+    """A TorchScript file from detection.export, on CPU."""
+    props, run = torchscript_runner(path)
+    return detector(ExportMetadata.from_props(props, str(path)), run, path)
+
+
+def detector(meta: ExportMetadata, run: Runner, path: str | Path) -> ExportedDetector:
+    """The ExportedDetector of a file's graph; UserError when the file holds a SiamFC tracker's branch."""
+    if meta.tracker is not None:
+        raise UserError(f"{path}: the {meta.tracker['branch']} branch of a {meta.family} tracker, not a "
+                        f"detector (run it with detection.deploy.siamfc.load_siamfc)")
+    return ExportedDetector(meta, run)
+
+
+def onnx_runner(path: str | Path, threads: int = 0, cuda: bool = False) -> tuple[dict[str, str], Runner]:
+    """(the file's metadata_props, a call of its graph) under onnxruntime's CPU provider (or CUDA's, when `cuda`)."""
     ort = require("onnxruntime", "running an ONNX model")
     if not Path(path).is_file():
         raise UserError(f"no ONNX file at {path}")
@@ -62,21 +83,21 @@ def load_onnx(path: str | Path, threads: int = 0) -> ExportedDetector:
     if threads > 0:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        providers = ["CUDAExecutionProvider"] * cuda + ["CPUExecutionProvider"]
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for unreadable files
         raise UserError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:300]})") from None
-    meta = ExportMetadata.from_props(session.get_modelmeta().custom_metadata_map, str(path))
     names = [i.name for i in session.get_inputs()]
 
     def run(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         outputs = session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})
         return [torch.from_numpy(out) for out in outputs]
 
-    return ExportedDetector(meta, run)
+    return session.get_modelmeta().custom_metadata_map, run
 
 
-def load_torchscript(path: str | Path) -> ExportedDetector:
-    """A TorchScript file from detection.export, on CPU."""
+def torchscript_runner(path: str | Path) -> tuple[dict[str, str], Runner]:
+    """(the file's metadata, from its extra file detpipe.json; a call of its module) on CPU."""
     if not Path(path).is_file():
         raise UserError(f"no TorchScript file at {path}")
     extra = {EXTRA_FILE: ""}
@@ -85,14 +106,13 @@ def load_torchscript(path: str | Path) -> ExportedDetector:
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except RuntimeError as exc:
         raise UserError(f"{path}: not a TorchScript file ({str(exc).splitlines()[0][:300]})") from None
-    props = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
-    meta = ExportMetadata.from_props(props, str(path))
 
     def run(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         with torch.no_grad():
-            return list(module(*inputs))
+            outputs = module(*inputs)
+        return list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
 
-    return ExportedDetector(meta, run)
+    return json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}, run
 
 
 def load_exported(path: str | Path, fmt: str, threads: int = 0) -> ExportedDetector:

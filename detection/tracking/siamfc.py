@@ -68,10 +68,15 @@ class SiamFCTracker:
         """Probabilities [S, U, U] of the target's place at each scale, upsampled (U = response size * upsample)."""
         sides = self.search_side * self.scale_factors
         crops = [crop_square(image, self.center, side, self.net.search_size, self.fill) for side in sides]
-        logits = self.net.respond(self.kernel, self.net.embed(self.tensor(crops)))[:, 0].float().cpu().numpy()
+        logits = self.logits(crops)
         size = self.window.shape[0]
         upsampled = np.stack([cv2.resize(r, (size, size), interpolation=cv2.INTER_CUBIC) for r in logits])
         return 1 / (1 + np.exp(-upsampled))
+
+    def logits(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Response logits [S, R, R] of the search crops (RGB uint8 [X, X, 3]) against the template. The one call
+        of the network per frame: an exported search branch replaces it (detection.deploy.siamfc)."""
+        return self.net.respond(self.kernel, self.net.embed(self.tensor(crops)))[:, 0].float().cpu().numpy()
 
     def update(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         if self.kernel is None:

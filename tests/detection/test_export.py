@@ -4,6 +4,7 @@ at other batch sizes and image sizes than it was traced with; the CLI, and its c
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ SIZE = 64
 CATEGORIES = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}]
 TRACE_BATCH = 2  # the fixed batch of families that score images one by one; runs use 3 to cross a chunk
 FAMILIES = list_detectors()  # a new family gets these tests with no edit
+TINY_SIAMFC = Path(__file__).resolve().parents[2] / "configs" / "siamfc_tiny.yaml"
 DENSE = {"ssd": True, "yolo": True, "faster_rcnn": False, "fast_rcnn": False, "rcnn": False}  # any batch
 
 
@@ -161,3 +163,72 @@ def test_missing_onnxruntime_is_a_clear_error(tiny_checkpoint, tmp_path, capsys,
     assert not list(tmp_path.iterdir())
     with pytest.raises(UserError, match="running an ONNX model needs the Python package 'onnxruntime'"):
         load_onnx(tmp_path / "m.onnx")
+
+
+@pytest.fixture(scope="module")
+def siamfc_checkpoint(tmp_path_factory):
+    """(best.pt of configs/siamfc_tiny.yaml with seeded weights and a moved bias, its network in eval mode)."""
+    from detection.config import load_config
+    from detection.engine.checkpoint import save_checkpoint
+    from detection.tracking.siamfc_net import build_siamfc_net
+
+    torch.manual_seed(0)
+    cfg = load_config(TINY_SIAMFC, ["model.siamfc.tracking.scales=5", "output_dir=runs/siamfc_x"])
+    net = build_siamfc_net(cfg.model).eval()
+    with torch.no_grad():
+        net.bias.fill_(-0.5)  # a trained net's bias; the graph must keep it
+    path = tmp_path_factory.mktemp("siamfc") / "best.pt"
+    save_checkpoint(path, {"config": cfg.to_dict(), "model": net.state_dict(), "categories": [], "epoch": 3})
+    return path, net
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_siamfc_branches_export_and_match_pytorch(siamfc_checkpoint, tmp_path, capsys, fmt):
+    from detection.deploy.siamfc_runtime import compare_siamfc, load_siamfc, sample_crops
+
+    checkpoint, net = siamfc_checkpoint
+    out = tmp_path / f"tracker.{fmt}"
+    assert export_main(["--checkpoint", str(checkpoint), "--format", fmt, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for branch in ("template", "search"):
+        assert f"siamfc {branch} branch -> {tmp_path / f'tracker-{branch}.{fmt}'} ({fmt}" in printed
+    assert "matches PyTorch: max template diff" in printed and not out.exists()
+    exported = load_siamfc(tmp_path / f"tracker-search.{fmt}", fmt, threads=1)  # either file names the pair
+    assert compare_siamfc(net, exported, seed=4)["match"]
+    meta = exported.metas["search"]
+    assert (meta.family, meta.version, meta.batch, meta.inputs) == ("siamfc", "epoch-3", None, ["search", "template"])
+    assert exported.tracking.scales == 5 and exported.response_size == net.response_size
+    exemplars, searches = sample_crops(net, scales=5, seed=2)
+    with torch.no_grad():  # the batch is free on both branches; one template per crop or one for all
+        templates = net.embed(torch.cat([exemplars] * 5))
+        assert torch.allclose(exported.embed(torch.cat([exemplars] * 5)), templates, atol=1e-5)
+        for kernels in (templates, templates[:1]):
+            want = net.respond(kernels, net.embed(searches))
+            assert torch.allclose(exported.search(kernels, searches), want, atol=1e-6)
+        smaller = searches[:2, :, :191, :191]  # another search size gives a smaller response
+        assert exported.search(templates[:1], smaller).shape[-1] == net.response_size - 64 // net.stride
+
+
+def test_siamfc_tracker_on_onnx_branches_follows_as_pytorch(siamfc_checkpoint, tmp_path):
+    from detection.deploy.siamfc import export_siamfc
+    from detection.deploy.siamfc_runtime import exported_tracker
+    from detection.tracking.siamfc import SiamFCTracker
+
+    _, net = siamfc_checkpoint
+    export_siamfc(net, "onnx", tmp_path / "t.onnx")
+    frames = [(sample_images(1, 160, seed=s)[0].permute(1, 2, 0).numpy() * 255).astype("uint8") for s in (1, 1, 2)]
+    frames[1] = frames[1][:, list(range(4, 160)) + [159] * 4]  # the scene moves 4 px left
+    onnx_tracker, torch_tracker = exported_tracker(tmp_path / "t.onnx", threads=1), SiamFCTracker(net)
+    for tracker in (onnx_tracker, torch_tracker):
+        tracker.init(frames[0], [40.0, 50.0, 90.0, 100.0])
+    for frame in frames[1:]:
+        got, want = onnx_tracker.update(frame), torch_tracker.update(frame)
+        assert abs(got[1] - want[1]) < 1e-5 and abs(got[0] - want[0]).max() < 1e-3, (got, want)
+
+
+def test_siamfc_branch_is_not_a_detector(siamfc_checkpoint, tmp_path):
+    from detection.deploy.siamfc import export_siamfc
+
+    export_siamfc(siamfc_checkpoint[1], "onnx", tmp_path / "t.onnx")
+    with pytest.raises(UserError, match="t-template.onnx: the template branch of a siamfc tracker, not a detector"):
+        load_onnx(tmp_path / "t-template.onnx")
