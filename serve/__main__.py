@@ -11,7 +11,8 @@ import time
 
 from detection.errors import UserError, cli_main
 
-from serve.options import NAME_RE
+from serve.options import NAME_RE, ServiceOptions
+from serve.supervise import in_child, supervise
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,11 +85,16 @@ def _interrupt(*_) -> None:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     options = options_from_args(args)
+    if not in_child():
+        ServiceOptions.from_dict(options)  # a bad option or checkpoint is an error here, before any child starts
+        return supervise(argv)
     from serve import launch
 
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops as cleanly as Ctrl-C, even while starting
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SIGTERM stops as cleanly as Ctrl-C, even while starting
+        signal.signal(sig, _interrupt)
     started = False
     try:
         url = launch.start(options, host=args.host, port=args.port)
@@ -100,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal must not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
         if started:
             print("shutting down", flush=True)
         launch.stop()

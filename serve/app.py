@@ -6,6 +6,7 @@
 import asyncio
 import hmac
 import json
+import math
 import os
 import time
 from typing import Annotated
@@ -33,8 +34,8 @@ from serve.track_schemas import TrackResponse
 from serve.video import VIDEO_CONTENT_TYPES, TrackError, VideoLimits
 
 RAW_CONTENT_TYPES = frozenset(IMAGE_CONTENT_TYPES) | {"image/jpg", "image/x-ms-bmp", "application/octet-stream"}
-UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
-               ray.serve.exceptions.BackPressureError)
+UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+BackPressureError = ray.serve.exceptions.BackPressureError
 
 
 class ApiError(Exception):
@@ -161,6 +162,13 @@ async def multipart_files(request: Request, body: bytes, max_files: int) -> list
     return files
 
 
+def overloaded(name: str, exc: BackPressureError) -> ApiError:
+    """503 with Retry-After for a model whose queue is full (Serve's max_queued_requests)."""
+    retry = max(1, math.ceil(exc.retry_after_s or 1))
+    return ApiError(503, "overloaded", f"model {name!r} has as many requests waiting as it takes "
+                    f"(max_queued_requests); retry after {retry} s", {"Retry-After": str(retry)})
+
+
 def check_content_type(kind: str, allowed: frozenset | set) -> None:
     """415 unless the Content-Type is one the endpoint takes."""
     if kind not in allowed:
@@ -217,6 +225,8 @@ class DetectIngress:
         (JSON text)}; 4xx for an image it cannot decode, 503 when no replica can take it."""
         try:
             out = await handle.detect.remote(data, score_threshold, max_detections)
+        except BackPressureError as exc:
+            raise overloaded(name, exc) from None
         except UNAVAILABLE as exc:
             raise ApiError(503, "model_unavailable", f"model {name!r} is restarting or overloaded; "
                            f"retry shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None
@@ -304,6 +314,8 @@ class DetectIngress:
         handle = self.models[plan.model] if plan.init is None else self.tracker  # the tracking runs there
         try:
             out = await handle.track.remote(body, plan)
+        except BackPressureError as exc:
+            raise overloaded(plan.model, exc) from None
         except UNAVAILABLE as exc:
             raise ApiError(503, "model_unavailable", f"model {plan.model!r} is restarting or overloaded; retry "
                            f"shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None

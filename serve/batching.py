@@ -44,6 +44,8 @@ class GreedyBatcher:
         """Run one batch in a thread (the event loop keeps queueing meanwhile); errors go to every caller."""
         try:
             results = await asyncio.to_thread(self.run, [item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"the model gave {len(results)} results for a batch of {len(batch)}")
         except Exception as exc:  # noqa: BLE001 - handed to the callers, who answer with it
             for _, future in batch:
                 if not future.done():
