@@ -25,7 +25,7 @@ from serve.decode import IMAGE_CONTENT_TYPES, DecodeLimits, ImageError, check_im
 from serve.drawn import (ANSWER_HEADER, COUNT_HEADER, HEADER_LIMIT, OMITTED_HEADER, answer_headers, drawn_jpeg,
                          wants_jpeg)
 from serve.model import ModelServer
-from serve.options import ServiceOptions
+from serve.options import INGRESS_MIN_QUEUED, ServiceOptions
 from serve.schemas import (BatchResponse, DetectResponse, ErrorResponse, Health, ModelsResponse, answer_json,
                            batch_json)
 from serve.track import TrackerServer
@@ -369,7 +369,7 @@ def build_app(args: dict) -> serve.Application:
     if siamfc:
         tracker = TrackerServer.options(name="tracker", **opts.tracker_deployment_options()).bind(
             siamfc[1], device=opts.device, torch_threads=opts.torch_threads)
-    ingress = DetectIngress.options(logging_config=opts.logging_config(), **opts.admission())
+    ingress = DetectIngress.options(logging_config=opts.logging_config(), **opts.admission(floor=INGRESS_MIN_QUEUED))
     return ingress.bind(models, opts.default_model, limits, max_batch_images=opts.max_batch_images,
                         max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env, tracker=tracker,
                         tracker_name=siamfc[0] if siamfc else None, video_limits=opts.video_limits())

@@ -15,6 +15,7 @@ from detection.errors import UserError
 DEFAULT_PREDICTOR = "detection.predictor:Predictor"
 ONNX_PREDICTOR = "detection.deploy.predictor:OnnxPredictor"  # models given as .onnx files (detection.export)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+INGRESS_MIN_QUEUED = 256  # max_queued_requests of the ingress is at least this (see ServiceOptions)
 GENERIC_STEMS = ("checkpoint", "last", "best", "model", "final", "weights", "epoch")
 
 
@@ -68,6 +69,8 @@ class ServiceOptions:
     max_ongoing_requests: int = 64  # per model replica; keep it above max_batch_size
     max_queued_requests: int = 128  # per deployment, waiting for a replica; above it 503 + Retry-After (-1: no limit)
     retry_after_s: float = 1.0  # the Retry-After of those 503s
+    # The ingress takes at least INGRESS_MIN_QUEUED: it answers without the model, and a request Serve's proxy
+    # refuses gets a plain-text 503, where the ingress answers the JSON error of a model's full queue.
     max_image_bytes: int = 20 * 1024 * 1024
     max_batch_bytes: int = 64 * 1024 * 1024
     max_batch_images: int = 32
@@ -141,11 +144,13 @@ class ServiceOptions:
             options["autoscaling_config"] = self.autoscaling_config
         return options
 
-    def admission(self) -> dict:
-        """Serve's admission control of a deployment: past max_queued_requests waiting, 503 with Retry-After."""
+    def admission(self, floor: int = 1) -> dict:
+        """Serve's admission control of a deployment: past max_queued_requests waiting (at least `floor`), 503 with
+        Retry-After."""
         from ray.serve.config import BackpressureConfig
 
-        return {"max_queued_requests": self.max_queued_requests,
+        limit = self.max_queued_requests if self.max_queued_requests == -1 else max(self.max_queued_requests, floor)
+        return {"max_queued_requests": limit,
                 "backpressure_config": BackpressureConfig(status_code=503, retry_after_s=self.retry_after_s)}
 
     def logging_config(self) -> dict:
