@@ -11,7 +11,8 @@ import time
 
 from detection.errors import UserError, cli_main
 
-from serve.options import NAME_RE
+from serve.options import NAME_RE, ServiceOptions
+from serve.supervise import in_child, supervise
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,7 +31,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--torch-threads", type=int, default=0,
                    help="torch threads per replica (default: Ray's, one per replica CPU; more can thrash a busy box)")
     p.add_argument("--max-batch-size", type=int, default=8)
-    p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
+    p.add_argument("--batch-wait-ms", type=float, default=0.0,
+                   help="how long a batch waits to fill (default 0: it takes what queued while the model was busy)")
+    p.add_argument("--max-queued-requests", type=int, default=128,
+                   help="requests waiting for a replica, per deployment, before 503 + Retry-After (-1: no limit)")
     p.add_argument("--max-image-mb", type=float, default=20.0, help="largest accepted image body")
     p.add_argument("--max-megapixels", type=float, default=40.0, help="largest accepted image (width*height)")
     p.add_argument("--max-video-mb", type=float, default=32.0, help="largest accepted video body (/v1/track)")
@@ -59,6 +63,7 @@ def options_from_args(args: argparse.Namespace) -> dict:
     return {"checkpoints": checkpoints, "replicas": args.replicas, "device": args.device,
             "torch_threads": args.torch_threads,
             "max_batch_size": args.max_batch_size, "batch_wait_timeout_s": args.batch_wait_ms / 1000,
+            "max_queued_requests": args.max_queued_requests,
             "max_image_bytes": int(args.max_image_mb * 1024 * 1024),
             "max_pixels": int(args.max_megapixels * 1_000_000), "api_key_env": args.api_key_env,
             "access_log": args.access_log, "tracker": args.tracker,
@@ -80,11 +85,16 @@ def _interrupt(*_) -> None:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     options = options_from_args(args)
+    if not in_child():
+        ServiceOptions.from_dict(options)  # a bad option or checkpoint is an error here, before any child starts
+        return supervise(argv)
     from serve import launch
 
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops as cleanly as Ctrl-C, even while starting
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SIGTERM stops as cleanly as Ctrl-C, even while starting
+        signal.signal(sig, _interrupt)
     started = False
     try:
         url = launch.start(options, host=args.host, port=args.port)
@@ -96,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal must not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
         if started:
             print("shutting down", flush=True)
         launch.stop()

@@ -1,15 +1,16 @@
-"""The Ray Serve application: a FastAPI ingress (HTTP, auth, limits, decoding) and a model per name.
+"""The Ray Serve application: a FastAPI ingress (HTTP, auth, limits, image header checks) and a model per name.
 
 `build_app(args)` makes the application from a dict, the `args:` of a Serve config file.
 """
 
 import asyncio
 import hmac
+import json
+import math
 import os
 import time
 from typing import Annotated
 
-import numpy as np
 import ray
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,20 +21,21 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from serve.decode import IMAGE_CONTENT_TYPES, DecodeLimits, ImageError, decode_image
+from serve.decode import IMAGE_CONTENT_TYPES, DecodeLimits, ImageError, check_image, decode_image
 from serve.drawn import (ANSWER_HEADER, COUNT_HEADER, HEADER_LIMIT, OMITTED_HEADER, answer_headers, drawn_jpeg,
                          wants_jpeg)
 from serve.model import ModelServer
-from serve.options import ServiceOptions
-from serve.schemas import BatchResponse, DetectResponse, ErrorResponse, Health, ImageResult, ModelsResponse
+from serve.options import INGRESS_MIN_QUEUED, ServiceOptions
+from serve.schemas import (BatchResponse, DetectResponse, ErrorResponse, Health, ModelsResponse, answer_json,
+                           batch_json)
 from serve.track import TrackerServer
 from serve.track_request import TRACK_BODY, TrackQuery, plan_track
 from serve.track_schemas import TrackResponse
 from serve.video import VIDEO_CONTENT_TYPES, TrackError, VideoLimits
 
 RAW_CONTENT_TYPES = frozenset(IMAGE_CONTENT_TYPES) | {"image/jpg", "image/x-ms-bmp", "application/octet-stream"}
-UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
-               ray.serve.exceptions.BackPressureError)
+UNAVAILABLE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+BackPressureError = ray.serve.exceptions.BackPressureError
 
 
 class ApiError(Exception):
@@ -160,6 +162,13 @@ async def multipart_files(request: Request, body: bytes, max_files: int) -> list
     return files
 
 
+def overloaded(name: str, exc: BackPressureError) -> ApiError:
+    """503 with Retry-After for a model whose queue is full (Serve's max_queued_requests)."""
+    retry = max(1, math.ceil(exc.retry_after_s or 1))
+    return ApiError(503, "overloaded", f"model {name!r} has as many requests waiting as it takes "
+                    f"(max_queued_requests); retry after {retry} s", {"Retry-After": str(retry)})
+
+
 def check_content_type(kind: str, allowed: frozenset | set) -> None:
     """415 unless the Content-Type is one the endpoint takes."""
     if kind not in allowed:
@@ -171,7 +180,8 @@ def check_content_type(kind: str, allowed: frozenset | set) -> None:
 @serve.deployment(name="ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.25})
 @serve.ingress(api)
 class DetectIngress:
-    """HTTP front: checks the key, limits and parameters, decodes images, calls the named model."""
+    """HTTP front: checks the key, limits, parameters and image headers, passes the encoded image to the named
+    model's replica (which decodes it: the hop carries the compact bytes) and answers with its JSON text."""
 
     def __init__(self, models: dict[str, DeploymentHandle], default_model: str, limits: dict,
                  max_batch_images: int = 32, max_batch_bytes: int = 64 * 1024 * 1024,
@@ -202,30 +212,37 @@ class DetectIngress:
             raise ApiError(404, "unknown_model", f"no model named {name!r}; served: {', '.join(sorted(self.models))}")
         return name, self.models[name]
 
-    async def decode(self, data: bytes, label: str = "") -> np.ndarray:
-        """Decode in a worker thread (never under the model lock); errors name the part in a batch."""
+    def check(self, data: bytes, label: str = "") -> None:
+        """Size, format and header checks, no pixels decoded (the model replica decodes); errors name the part."""
         try:
-            return await asyncio.to_thread(decode_image, data, self.limits)
+            check_image(data, self.limits)
         except ImageError as exc:
             raise ApiError(exc.status, exc.error, f"{label}{exc.detail}") from None
 
-    async def run_model(self, name: str, handle: DeploymentHandle, image: np.ndarray,
-                        score_threshold: float, max_detections: int) -> dict:
-        """One image through the model's batching queue; 503 when no replica can take it."""
+    async def run_model(self, name: str, handle: DeploymentHandle, data: bytes, score_threshold: float,
+                        max_detections: int, label: str = "") -> dict:
+        """One encoded image through the model's batch queue: {version, batch_size, width, height, detections
+        (JSON text)}; 4xx for an image it cannot decode, 503 when no replica can take it."""
         try:
-            return await handle.detect.remote(image, score_threshold, max_detections)
+            out = await handle.detect.remote(data, score_threshold, max_detections)
+        except BackPressureError as exc:
+            raise overloaded(name, exc) from None
         except UNAVAILABLE as exc:
             raise ApiError(503, "model_unavailable", f"model {name!r} is restarting or overloaded; "
                            f"retry shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None
         except ray.exceptions.RayError as exc:
             raise ApiError(500, "inference_failed", f"model {name!r} failed on this image: "
                            f"{str(exc).strip().splitlines()[-1][:300]}") from None
+        if "error" in out:
+            error = out["error"]
+            raise ApiError(error["status"], error["error"], f"{label}{error['detail']}")
+        return out
 
     @api.post("/v1/detect", response_model=DetectResponse, responses={**ERRORS, **DRAWN},
               openapi_extra=DETECT_BODY)
     async def detect(self, request: Request, score_threshold: float = ScoreThreshold,
                      max_detections: int = MaxDetections, model: str | None = ModelName,
-                     draw: bool = Draw) -> DetectResponse | Response:
+                     draw: bool = Draw) -> Response:
         """Detect objects in one image sent as the raw body or as multipart field `image`; with draw=true or
         Accept: image/jpeg, answer with the image as JPEG, detections drawn, and the JSON in X-Detect-Answer."""
         start = time.perf_counter()
@@ -240,19 +257,21 @@ class DetectIngress:
             if "image" not in files:
                 raise ApiError(422, "missing_field", "the multipart body has no file field 'image'")
             file_name, data = files["image"]
-        image = await self.decode(data)
-        out = await self.run_model(name, handle, image, score_threshold, max_detections)
-        answer = DetectResponse(model=name, version=out["version"], width=image.shape[1], height=image.shape[0],
-                                detections=out["detections"], batch_size=out["batch_size"], file_name=file_name,
-                                time_ms=round((time.perf_counter() - start) * 1000, 2))
+        self.check(data)
+        out = await self.run_model(name, handle, data, score_threshold, max_detections)
+        fields = {"model": name, "version": out["version"], "width": out["width"], "height": out["height"],
+                  "batch_size": out["batch_size"], "file_name": file_name,
+                  "time_ms": round((time.perf_counter() - start) * 1000, 2)}
         if not wants_jpeg(draw, request.headers.get("accept", "")):
-            return answer
-        jpeg = await asyncio.to_thread(drawn_jpeg, image, out["detections"])
-        return Response(jpeg, media_type="image/jpeg", headers=answer_headers(answer.model_dump()))
+            return Response(answer_json(fields, out["detections"]), media_type="application/json")
+        detections = json.loads(out["detections"])
+        image = await asyncio.to_thread(decode_image, data, self.limits)
+        jpeg = await asyncio.to_thread(drawn_jpeg, image, detections)
+        return Response(jpeg, media_type="image/jpeg", headers=answer_headers({**fields, "detections": detections}))
 
     @api.post("/v1/detect/batch", response_model=BatchResponse, responses=ERRORS, openapi_extra=BATCH_BODY)
     async def detect_batch(self, request: Request, score_threshold: float = ScoreThreshold,
-                           max_detections: int = MaxDetections, model: str | None = ModelName) -> BatchResponse:
+                           max_detections: int = MaxDetections, model: str | None = ModelName) -> Response:
         """Detect objects in several images sent as repeated multipart file fields `images`."""
         start = time.perf_counter()
         self.authorize(request)
@@ -264,15 +283,16 @@ class DetectIngress:
             raise ApiError(422, "missing_field", "the multipart body has no file fields; send them as 'images'")
         if len(files) > self.max_batch_images:
             raise ApiError(413, "too_many_images", f"a batch takes at most {self.max_batch_images} images")
-        images = await asyncio.gather(*[self.decode(data, f"image {i} ({fname or field}): ")
-                                        for i, (field, fname, data) in enumerate(files)])
-        outs = await asyncio.gather(*[self.run_model(name, handle, image, score_threshold, max_detections)
-                                      for image in images])
-        results = [ImageResult(width=im.shape[1], height=im.shape[0], detections=o["detections"],
-                               batch_size=o["batch_size"], file_name=f[1] or None)
-                   for im, o, f in zip(images, outs, files)]
-        return BatchResponse(model=name, version=outs[0]["version"], results=results,
-                             time_ms=round((time.perf_counter() - start) * 1000, 2))
+        labels = [f"image {i} ({fname or field}): " for i, (field, fname, _) in enumerate(files)]
+        for (_, _, data), label in zip(files, labels):
+            self.check(data, label)
+        outs = await asyncio.gather(*[self.run_model(name, handle, data, score_threshold, max_detections, label)
+                                      for (_, _, data), label in zip(files, labels)])
+        results = [answer_json({"width": o["width"], "height": o["height"], "batch_size": o["batch_size"],
+                                "file_name": f[1] or None}, o["detections"]) for o, f in zip(outs, files)]
+        fields = {"model": name, "version": outs[0]["version"],
+                  "time_ms": round((time.perf_counter() - start) * 1000, 2)}
+        return Response(batch_json(fields, results), media_type="application/json")
 
     @api.post("/v1/track", response_model=TrackResponse, responses=ERRORS, openapi_extra=TRACK_BODY)
     async def track(self, request: Request, query: Annotated[TrackQuery, Query()]) -> TrackResponse:
@@ -294,6 +314,8 @@ class DetectIngress:
         handle = self.models[plan.model] if plan.init is None else self.tracker  # the tracking runs there
         try:
             out = await handle.track.remote(body, plan)
+        except BackPressureError as exc:
+            raise overloaded(plan.model, exc) from None
         except UNAVAILABLE as exc:
             raise ApiError(503, "model_unavailable", f"model {plan.model!r} is restarting or overloaded; retry "
                            f"shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None
@@ -335,19 +357,19 @@ class DetectIngress:
 def build_app(args: dict) -> serve.Application:
     """The application from a dict of ServiceOptions fields (a Serve config file's `args:`)."""
     opts = ServiceOptions.from_dict(args)
+    limits = {"max_bytes": opts.max_image_bytes, "max_pixels": opts.max_pixels, "min_side": opts.min_side}
     models = {}
     for name, checkpoint in opts.checkpoints.items():
         deployment = ModelServer.options(name=f"model-{name}", **opts.model_deployment_options())
         models[name] = deployment.bind(name, checkpoint, device=opts.device, torch_threads=opts.torch_threads,
                                        max_batch_size=opts.max_batch_size,
                                        batch_wait_timeout_s=opts.batch_wait_timeout_s,
-                                       predictor=opts.predictor_for(checkpoint))
-    limits = {"max_bytes": opts.max_image_bytes, "max_pixels": opts.max_pixels, "min_side": opts.min_side}
+                                       predictor=opts.predictor_for(checkpoint), limits=limits)
     siamfc, tracker = opts.tracker_checkpoint(), None
     if siamfc:
         tracker = TrackerServer.options(name="tracker", **opts.tracker_deployment_options()).bind(
             siamfc[1], device=opts.device, torch_threads=opts.torch_threads)
-    ingress = DetectIngress.options(logging_config=opts.logging_config())
+    ingress = DetectIngress.options(logging_config=opts.logging_config(), **opts.admission(floor=INGRESS_MIN_QUEUED))
     return ingress.bind(models, opts.default_model, limits, max_batch_images=opts.max_batch_images,
                         max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env, tracker=tracker,
                         tracker_name=siamfc[0] if siamfc else None, video_limits=opts.video_limits())

@@ -1,12 +1,14 @@
 """The per-model Ray Serve deployment: one checkpoint, loaded once, run on dynamic batches.
 
-Images arrive decoded from the ingress; `@serve.batch` runs one batch at a time (the model lock).
+Images arrive encoded (the hop carries the compact bytes); the replica decodes them, batches what queued while
+the model was busy (serve.batching) and answers each with its detections as JSON text, built once.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import importlib
+import json
 import os
 from typing import Any
 
@@ -14,6 +16,8 @@ import numpy as np
 import torch
 from ray import serve
 
+from serve.batching import GreedyBatcher
+from serve.decode import DecodeLimits, ImageError, decode_image
 from serve.options import DEFAULT_PREDICTOR
 from serve.track import track_objects
 from serve.track_request import TrackPlan
@@ -42,13 +46,15 @@ class ModelServer:
     """Serves one checkpoint; concurrent `detect` calls are grouped into one model batch."""
 
     def __init__(self, name: str, checkpoint: str, device: str = "auto", torch_threads: int = 0,
-                 max_batch_size: int = 8, batch_wait_timeout_s: float = 0.01,
-                 predictor: str = DEFAULT_PREDICTOR) -> None:
+                 max_batch_size: int = 8, batch_wait_timeout_s: float = 0.0,
+                 predictor: str = DEFAULT_PREDICTOR, limits: dict | None = None) -> None:
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
         self.name = name
+        self.limits = DecodeLimits(**(limits or {}))
         self.predictor = load_class(predictor).from_checkpoint(checkpoint, device=device)
         self.batch_sizes: collections.Counter = collections.Counter()
+        self.batcher = GreedyBatcher(self.run_batch)
         self.reconfigure({"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s})
 
     def reconfigure(self, config: dict) -> None:
@@ -58,35 +64,41 @@ class ModelServer:
             raise ValueError(f"unknown user_config keys {sorted(unknown)}; "
                              "known: max_batch_size, batch_wait_timeout_s")
         if "max_batch_size" in config:
-            self.max_batch_size = int(config["max_batch_size"])
-            self.run_batch.set_max_batch_size(self.max_batch_size)
+            self.max_batch_size = self.batcher.max_batch_size = int(config["max_batch_size"])
         if "batch_wait_timeout_s" in config:
-            self.batch_wait_timeout_s = float(config["batch_wait_timeout_s"])
-            self.run_batch.set_batch_wait_timeout_s(self.batch_wait_timeout_s)
+            self.batch_wait_timeout_s = self.batcher.wait_s = float(config["batch_wait_timeout_s"])
 
-    async def detect(self, image: np.ndarray, score_threshold: float, max_detections: int) -> dict:
-        """Detections on one RGB uint8 image, run in a batch with whatever else is waiting."""
-        return await self.run_batch((image, score_threshold, max_detections))
+    async def detect(self, data: bytes, score_threshold: float, max_detections: int) -> dict:
+        """Detections on one encoded image: {version, batch_size, width, height, detections (JSON text)}, or
+        {"error": {status, error, detail}} for an image that cannot be decoded. Decoding runs in a thread, beside
+        the batch the model may be running."""
+        try:
+            image = await asyncio.to_thread(decode_image, data, self.limits)
+        except ImageError as exc:
+            return {"error": {"status": exc.status, "error": exc.error, "detail": exc.detail}}
+        out = await self.infer(image, score_threshold, max_detections)
+        return {**out, "width": image.shape[1], "height": image.shape[0],
+                "detections": json.dumps(out["detections"], separators=(",", ":"))}
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def run_batch(self, items: list[tuple[np.ndarray, float, int]]) -> list[dict]:
-        """Run the model once on all waiting images; each keeps its own threshold and top-k."""
+    async def infer(self, image: np.ndarray, score_threshold: float, max_detections: int) -> dict:
+        """Detections on one RGB uint8 image, run with whatever queued while the model was busy:
+        {detections (list of dicts), batch_size, version}."""
+        detections, size = await self.batcher.submit((image, score_threshold, max_detections))
+        return {"detections": detections, "batch_size": size, "version": str(self.predictor.version)}
+
+    def run_batch(self, items: list[tuple[np.ndarray, float, int]]) -> list[list[dict]]:
+        """Run the model once on a batch of images (in the batcher's thread); each keeps its threshold and top-k."""
         images = [image for image, _, _ in items]
         threshold = min(t for _, t, _ in items)
         top_k = max(k for _, _, k in items)
-        # A worker thread keeps the replica's event loop free to queue the next batch meanwhile.
-        results = await asyncio.to_thread(self.predictor.predict, images,
-                                          score_threshold=threshold, max_detections=top_k)
+        results = self.predictor.predict(images, score_threshold=threshold, max_detections=top_k)
         self.batch_sizes[len(items)] += 1
-        version = str(self.predictor.version)
-        return [{"detections": filter_detections(dets, t, k), "batch_size": len(items), "version": version}
-                for dets, (_, t, k) in zip(results, items)]
+        return [filter_detections(dets, t, k) for dets, (_, t, k) in zip(results, items)]
 
     async def track(self, data: bytes, plan: TrackPlan) -> dict:
         """POST /v1/track with this detector: its detections on every frame of the video, through the batch
         queue above, linked by ByteTrack (serve.track)."""
-        return await track_objects(data, plan, self.detect)
-
+        return await track_objects(data, plan, self.infer)
     def info(self) -> dict:
         """Name, version, categories, input size, checkpoint metrics and batching settings."""
         p = self.predictor

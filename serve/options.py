@@ -15,6 +15,7 @@ from detection.errors import UserError
 DEFAULT_PREDICTOR = "detection.predictor:Predictor"
 ONNX_PREDICTOR = "detection.deploy.predictor:OnnxPredictor"  # models given as .onnx files (detection.export)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+INGRESS_MIN_QUEUED = 256  # max_queued_requests of the ingress is at least this (see ServiceOptions)
 GENERIC_STEMS = ("checkpoint", "last", "best", "model", "final", "weights", "epoch")
 
 
@@ -64,8 +65,12 @@ class ServiceOptions:
     num_gpus: float | None = None  # per model replica; None: share one GPU if the cluster has one
     torch_threads: int = 0  # 0 leaves torch's thread count as Ray set it (the replica's num_cpus)
     max_batch_size: int = 8
-    batch_wait_timeout_s: float = 0.01
+    batch_wait_timeout_s: float = 0.0  # 0: a batch is what queued while the model was busy; > 0: also wait this long
     max_ongoing_requests: int = 64  # per model replica; keep it above max_batch_size
+    max_queued_requests: int = 128  # per deployment, waiting for a replica; above it 503 + Retry-After (-1: no limit)
+    retry_after_s: float = 1.0  # the Retry-After of those 503s
+    # The ingress takes at least INGRESS_MIN_QUEUED: it answers without the model, and a request Serve's proxy
+    # refuses gets a plain-text 503, where the ingress answers the JSON error of a model's full queue.
     max_image_bytes: int = 20 * 1024 * 1024
     max_batch_bytes: int = 64 * 1024 * 1024
     max_batch_images: int = 32
@@ -112,6 +117,12 @@ class ServiceOptions:
             raise UserError(f"replicas must be a positive integer, got {self.replicas!r}")
         if self.replicas is not None and self.autoscaling_config:
             raise UserError("give either replicas or autoscaling_config, not both")
+        if not isinstance(self.max_queued_requests, int) or not (self.max_queued_requests >= 1
+                                                                 or self.max_queued_requests == -1):
+            raise UserError(f"max_queued_requests must be a positive integer or -1 (no limit), "
+                            f"got {self.max_queued_requests!r}")
+        if not 0 <= self.retry_after_s <= 3600:
+            raise UserError(f"retry_after_s must be within 0..3600 s, got {self.retry_after_s}")
         if not 0 <= self.batch_wait_timeout_s <= 10:
             raise UserError(f"batch_wait_timeout_s must be within 0..10 s, got {self.batch_wait_timeout_s}")
         self.tracker_checkpoint()
@@ -123,7 +134,7 @@ class ServiceOptions:
     def model_deployment_options(self) -> dict:
         """Ray Serve options of each model deployment."""
         options: dict[str, Any] = {"max_ongoing_requests": max(self.max_ongoing_requests, self.max_batch_size),
-                                   "health_check_period_s": self.health_check_period_s,
+                                   **self.admission(), "health_check_period_s": self.health_check_period_s,
                                    "max_constructor_retry_count": 3,  # a bad checkpoint fails fast
                                    "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.gpus()}}
         options["logging_config"] = self.logging_config()
@@ -132,6 +143,15 @@ class ServiceOptions:
         if self.autoscaling_config:
             options["autoscaling_config"] = self.autoscaling_config
         return options
+
+    def admission(self, floor: int = 1) -> dict:
+        """Serve's admission control of a deployment: past max_queued_requests waiting (at least `floor`), 503 with
+        Retry-After."""
+        from ray.serve.config import BackpressureConfig
+
+        limit = self.max_queued_requests if self.max_queued_requests == -1 else max(self.max_queued_requests, floor)
+        return {"max_queued_requests": limit,
+                "backpressure_config": BackpressureConfig(status_code=503, retry_after_s=self.retry_after_s)}
 
     def logging_config(self) -> dict:
         """Serve logging settings of every deployment of the app."""
@@ -165,6 +185,7 @@ class ServiceOptions:
     def tracker_deployment_options(self) -> dict:
         """Ray Serve options of the SiamFC tracker's deployment (`tracker`): a model replica's CPUs and GPU share."""
         return {"health_check_period_s": self.health_check_period_s, "max_constructor_retry_count": 3,
+                **self.admission(),
                 "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.gpus()},
                 "logging_config": self.logging_config()}
 

@@ -1,8 +1,11 @@
-"""Pydantic models of the HTTP answers: detections, model descriptions, health and errors.
+"""Pydantic models of the HTTP answers: detections, model descriptions, health and errors; detection answers' JSON.
 
-They give the OpenAPI schema its shapes; boxes are COCO [x, y, w, h] in original image pixels.
+The models give the OpenAPI schema its shapes; detection answers are JSON text built once from the replica's
+detections (answer_json). Boxes are COCO [x, y, w, h] in original image pixels.
 """
 from __future__ import annotations
+
+import json
 
 from pydantic import BaseModel, Field
 
@@ -84,3 +87,15 @@ class ErrorResponse(BaseModel):
 
     error: str
     detail: str
+
+
+def answer_json(fields: dict, detections_json: str) -> str:
+    """The JSON text of an answer: `fields` plus "detections", given as JSON text already (never parsed again)."""
+    head = json.dumps(fields, separators=(",", ":"))
+    return f'{head[:-1]},"detections":{detections_json}}}'
+
+
+def batch_json(fields: dict, results: list[str]) -> str:
+    """The JSON text of a batch answer: `fields` plus "results", each one an answer_json text."""
+    head = json.dumps(fields, separators=(",", ":"))
+    return f'{head[:-1]},"results":[{",".join(results)}]}}'

@@ -15,7 +15,7 @@ from serve.track_run import follow_box, track_detections
 from serve.video import TrackError, Video, read_video
 
 CHUNK = 32  # frames in the detector's queue at once: enough to fill its batches, a bounded share of RGB copies
-Detect = Callable[[np.ndarray, float, int], Awaitable[dict]]  # ModelServer.detect: RGB image, threshold, top-k
+Detect = Callable[[np.ndarray, float, int], Awaitable[dict]]  # ModelServer.infer: RGB image, threshold, top-k
 
 
 def answer(video: Video, tracks: list[dict]) -> dict:

@@ -50,11 +50,15 @@ def test_serve_command_two_models_then_sigterm(tiny_checkpoint):
             assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
             time.sleep(0.2)
     finally:
-        proc.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)  # to the main process alone (the group: test_serve_signals.py)
         proc.wait(timeout=120)
+        seconds = time.monotonic() - start
         reader.join(timeout=10)
     assert proc.returncode == 0, "".join(lines)
     assert "shutting down\n" in lines
+    assert seconds < 10, f"took {seconds:.1f} s to stop"
+    assert not [line for line in lines if "Traceback" in line or "ERROR" in line], "".join(lines)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -41,7 +41,8 @@ def renamed_checkpoint(source: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def service(tiny_checkpoint, tmp_path_factory):
-    """Ray + Serve on a free loopback port with apps 'detect' (models a and b) and 'secure' (API key)."""
+    """Ray + Serve on a free loopback port with apps 'detect' (models a and b), 'secure' (API key) and 'tight'
+    (one request at a time, two queued)."""
     from serve.app import build_app
     from serve.launch import free_port
 
@@ -57,6 +58,9 @@ def service(tiny_checkpoint, tmp_path_factory):
                   name="detect", route_prefix="/")
         serve.run(build_app({"checkpoints": {"a": str(tiny_checkpoint)}, "api_key_env": KEY_ENV, **common}),
                   name="secure", route_prefix="/secure")
+        tight = {**common, "max_batch_size": 1, "max_ongoing_requests": 1, "max_queued_requests": 2}
+        serve.run(build_app({"checkpoints": {"a": str(tiny_checkpoint)}, **tight}), name="tight",
+                  route_prefix="/tight")
         url = f"http://127.0.0.1:{port}"
         DetectClient(url, api_key="").wait_ready(timeout=60)
         yield url
@@ -255,6 +259,26 @@ def test_api_key_switch(service, image_bytes):
     assert DetectClient(secure, api_key=KEY).detect(image_bytes)["model"] == "a"
     assert DetectClient(secure, api_key=KEY).models()["models"][0]["name"] == "a"
     assert post(service, image_bytes).status_code == 200  # the app without a key stays open
+
+
+def test_overload_gets_503_with_retry_after_quickly_then_recovers(service, image_bytes):
+    tight = service + "/tight"
+
+    def timed(_: int) -> tuple[float, requests.Response]:
+        start = time.perf_counter()
+        response = post(tight, image_bytes)
+        return time.perf_counter() - start, response
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(timed, range(64)))
+    refused = [(t, r) for t, r in answers if r.status_code == 503]
+    assert {r.status_code for _, r in answers} == {200, 503} and len(refused) >= 16, [r.status_code for _, r in answers]
+    for _, response in refused:
+        assert response.headers["Retry-After"] == "1"
+        assert response.json()["error"] == "overloaded" and "max_queued_requests" in response.json()["detail"]
+    served_p50 = np.median([t for t, r in answers if r.status_code == 200])
+    assert np.median([t for t, _ in refused]) < min(1.0, served_p50), "a refusal should not wait its turn"
+    assert post(tight, image_bytes).status_code == 200  # the flood is over: served again
 
 
 def wait_until_dead(actor, timeout: float = 30.0) -> None:

@@ -188,3 +188,17 @@ def test_drawn_answer_negotiation_and_header_limit():
     big = answer_headers({"model": "a", "detections": [detection] * 200})
     assert "X-Detect-Answer" not in big and big["X-Detections-Count"] == "200"
     assert f"{HEADER_LIMIT}-byte" in big["X-Detect-Answer-Omitted"]
+
+
+def test_admission_options(tmp_path):
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"x")
+    opts = ServiceOptions.from_dict({"checkpoints": [str(ckpt)], "max_queued_requests": 4, "retry_after_s": 2})
+    model = opts.model_deployment_options()
+    assert model["max_queued_requests"] == 4 and model["backpressure_config"].retry_after_s == 2
+    assert opts.admission(floor=256)["max_queued_requests"] == 256  # the ingress keeps a longer queue
+    unlimited = ServiceOptions.from_dict({"checkpoints": [str(ckpt)], "max_queued_requests": -1})
+    assert unlimited.admission(floor=256)["max_queued_requests"] == -1
+    for bad in (0, -2, 1.5):
+        with pytest.raises(UserError, match="max_queued_requests"):
+            ServiceOptions.from_dict({"checkpoints": [str(ckpt)], "max_queued_requests": bad})
