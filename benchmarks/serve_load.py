@@ -110,8 +110,9 @@ def load(url: str, body: bytes, concurrency: int, total: int, threshold: float, 
             "mean_batch_size": round(float(np.mean([r[2] for r in ok])) if ok else 0.0, 2), "requests": total}
 
 
-def serve_levels(args: argparse.Namespace, body: bytes, levels: list[int]) -> tuple[dict, dict, dict]:
-    """Start the service and the echo app beside it; load both at each level, then the service unbatched."""
+def serve_levels(args: argparse.Namespace, body: bytes, levels: list[int]) -> tuple[dict, dict, dict, dict]:
+    """Start the service and the echo app beside it; load both at each level, then the service unbatched, then
+    with the model in a deployment of its own (colocate=false, two hops) at the lowest level."""
     from ray import serve
 
     from serve import launch
@@ -130,13 +131,15 @@ def serve_levels(args: argparse.Namespace, body: bytes, levels: list[int]) -> tu
             served[str(c)] = load(url, body, c, args.requests, args.score_threshold)
         serve.run(build_app({**options, "max_batch_size": 1}), name=launch.APP_NAME, route_prefix="/")
         unbatched = load(url, body, max(levels), args.requests, args.score_threshold)
+        serve.run(build_app({**options, "colocate": False}), name=launch.APP_NAME, route_prefix="/")
+        separate = load(url, body, min(levels), args.requests, args.score_threshold)
     finally:
         launch.stop()
-    return echo, served, unbatched
+    return echo, served, unbatched, separate
 
 
 def summary(args: argparse.Namespace, rgb: np.ndarray, levels: list[int], local: tuple[dict, dict],
-            echo: dict, served: dict, unbatched: dict) -> dict:
+            echo: dict, served: dict, unbatched: dict, separate: dict) -> dict:
     """All figures and the targets; in-process is the better of the runs before and after serving."""
     best = max(local, key=lambda r: r["batched_images_per_s"])["batched_images_per_s"]
     single_ms = min(r["single_image_p50_ms"] for r in local)
@@ -150,7 +153,8 @@ def summary(args: argparse.Namespace, rgb: np.ndarray, levels: list[int], local:
             "batch_wait_ms": args.batch_wait_ms, "in_process_before": local[0], "in_process_after": local[1],
             "echo": echo, "served": served, f"served_unbatched_c{top}": unbatched,
             "served_over_in_process": ratios, f"batching_gain_c{top}": gain,
-            f"overhead_c{low}_ms": overhead,
+            f"overhead_c{low}_ms": overhead, f"served_separate_model_deployment_c{low}": separate,
+            f"overhead_separate_c{low}_ms": round(separate["p50_ms"] - echo[low]["p50_ms"] - single_ms, 1),
             "targets": {"zero_errors": errors == 0,
                         f"c{low}_p50_le_echo_plus_in_process_plus_5ms": overhead <= 5.0,
                         f"served_c{top}_ge_0.8x_in_process": ratios[top] >= 0.8,
@@ -170,6 +174,8 @@ def table(result: dict) -> str:
     lines.append(f"in-process: one image {local['single_image_p50_ms']} ms, batched "
                  f"{local['batched_images_per_s']} img/s; overhead at c=1 (service - echo - in-process) "
                  f"{result[next(k for k in result if k.startswith('overhead_'))]} ms")
+    low = next(k for k in result if k.startswith("overhead_separate_"))
+    lines.append(f"the model in a deployment of its own (colocate=false, two hops): overhead at c=1 {result[low]} ms")
     lines.append("targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in result["targets"].items()))
     return "\n".join(lines)
 
@@ -190,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.torch_threads)
     before = in_process(args.checkpoint, rgb, args.max_batch_size, args.requests, args.score_threshold)
-    echo, served, unbatched = serve_levels(args, body, levels)
+    echo, served, unbatched, separate = serve_levels(args, body, levels)
     after = in_process(args.checkpoint, rgb, args.max_batch_size, args.requests, args.score_threshold)
-    result = summary(args, rgb, levels, (before, after), echo, served, unbatched)
+    result = summary(args, rgb, levels, (before, after), echo, served, unbatched, separate)
     print(table(result))
     print(json.dumps(result), flush=True)
     return 0

@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--replicas", type=int, default=1, help="replicas per model")
+    p.add_argument("--colocate", choices=("auto", "yes", "no"), default="auto",
+                   help="run the detectors inside the HTTP replica, one hop fewer (auto: when serving one detector "
+                        "and no tracker); no: a deployment per model, scaled apart from the HTTP front")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--torch-threads", type=int, default=0,
                    help="torch threads per replica (default: Ray's, one per replica CPU; more can thrash a busy box)")
@@ -61,6 +64,7 @@ def options_from_args(args: argparse.Namespace) -> dict:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be within 1..65535, got {args.port}")
     return {"checkpoints": checkpoints, "replicas": args.replicas, "device": args.device,
+            "colocate": {"auto": None, "yes": True, "no": False}[args.colocate],
             "torch_threads": args.torch_threads,
             "max_batch_size": args.max_batch_size, "batch_wait_timeout_s": args.batch_wait_ms / 1000,
             "max_queued_requests": args.max_queued_requests,

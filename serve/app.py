@@ -24,8 +24,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from serve.decode import IMAGE_CONTENT_TYPES, DecodeLimits, ImageError, check_image, decode_image
 from serve.drawn import (ANSWER_HEADER, COUNT_HEADER, HEADER_LIMIT, OMITTED_HEADER, answer_headers, drawn_jpeg,
                          wants_jpeg)
+from serve.local import colocated, open_model
 from serve.model import ModelServer
-from serve.options import INGRESS_MIN_QUEUED, ServiceOptions
+from serve.options import ServiceOptions
 from serve.schemas import (BatchResponse, DetectResponse, ErrorResponse, Health, ModelsResponse, answer_json,
                            batch_json)
 from serve.track import TrackerServer
@@ -183,11 +184,11 @@ class DetectIngress:
     """HTTP front: checks the key, limits, parameters and image headers, passes the encoded image to the named
     model's replica (which decodes it: the hop carries the compact bytes) and answers with its JSON text."""
 
-    def __init__(self, models: dict[str, DeploymentHandle], default_model: str, limits: dict,
+    def __init__(self, models: dict[str, DeploymentHandle | dict], default_model: str, limits: dict,
                  max_batch_images: int = 32, max_batch_bytes: int = 64 * 1024 * 1024,
                  api_key_env: str = "DETECT_API_KEY", tracker: DeploymentHandle | None = None,
                  tracker_name: str | None = None, video_limits: dict | None = None) -> None:
-        self.models = models
+        self.models = {name: open_model(model) for name, model in models.items()}  # colocated ones load here
         self.tracker, self.tracker_name = tracker, tracker_name
         self.video_limits = VideoLimits(**(video_limits or {}))
         self.default_model = default_model
@@ -358,18 +359,22 @@ def build_app(args: dict) -> serve.Application:
     """The application from a dict of ServiceOptions fields (a Serve config file's `args:`)."""
     opts = ServiceOptions.from_dict(args)
     limits = {"max_bytes": opts.max_image_bytes, "max_pixels": opts.max_pixels, "min_side": opts.min_side}
-    models = {}
+    models: dict = {}
     for name, checkpoint in opts.checkpoints.items():
-        deployment = ModelServer.options(name=f"model-{name}", **opts.model_deployment_options())
-        models[name] = deployment.bind(name, checkpoint, device=opts.device, torch_threads=opts.torch_threads,
-                                       max_batch_size=opts.max_batch_size,
-                                       batch_wait_timeout_s=opts.batch_wait_timeout_s,
-                                       predictor=opts.predictor_for(checkpoint), limits=limits)
+        server_args = dict(name=name, checkpoint=checkpoint, device=opts.device, torch_threads=opts.torch_threads,
+                           max_batch_size=opts.max_batch_size, batch_wait_timeout_s=opts.batch_wait_timeout_s,
+                           predictor=opts.predictor_for(checkpoint), limits=limits)
+        if opts.colocated():
+            models[name] = colocated(server_args, opts.max_ongoing_requests, opts.max_queued_requests,
+                                     opts.retry_after_s)
+        else:
+            models[name] = ModelServer.options(name=f"model-{name}", **opts.model_deployment_options()).bind(
+                **server_args)
     siamfc, tracker = opts.tracker_checkpoint(), None
     if siamfc:
         tracker = TrackerServer.options(name="tracker", **opts.tracker_deployment_options()).bind(
             siamfc[1], device=opts.device, torch_threads=opts.torch_threads)
-    ingress = DetectIngress.options(logging_config=opts.logging_config(), **opts.admission(floor=INGRESS_MIN_QUEUED))
+    ingress = DetectIngress.options(**opts.ingress_deployment_options())
     return ingress.bind(models, opts.default_model, limits, max_batch_images=opts.max_batch_images,
                         max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env, tracker=tracker,
                         tracker_name=siamfc[0] if siamfc else None, video_limits=opts.video_limits())

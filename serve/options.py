@@ -81,6 +81,8 @@ class ServiceOptions:
     access_log: bool = False  # Serve's per-request log lines; off by default, they cost ~25% throughput on 2 CPUs
     predictor: str = DEFAULT_PREDICTOR  # import path of a class with from_checkpoint/predict
     onnx_predictor: str = ONNX_PREDICTOR  # the same, for model files ending in .onnx
+    colocate: bool | None = None  # detectors run inside the HTTP replica (one hop fewer); None: when there is one
+    # detector and no tracker. False: a deployment per model (`model-<name>`), scaled apart from the HTTP front
     tracker: str | None = None  # '[NAME=]PATH' of a SiamFC checkpoint: POST /v1/track?init=x,y,w,h follows a box
     max_video_bytes: int = 32 * 1024 * 1024  # POST /v1/track: 413 above
     max_video_frames: int = 300  # POST /v1/track: 422 above
@@ -130,6 +132,28 @@ class ServiceOptions:
     def predictor_for(self, path: str) -> str:
         """The loader of one model file: ONNX Runtime for an .onnx file, else the checkpoint predictor."""
         return self.onnx_predictor if path.lower().endswith(".onnx") else self.predictor
+
+    def colocated(self) -> bool:
+        """Whether the detectors run in the ingress replica (see `colocate`)."""
+        if self.colocate is not None:
+            return bool(self.colocate)
+        return len(self.checkpoints) == 1 and self.tracker is None
+
+    def ingress_deployment_options(self) -> dict:
+        """Ray Serve options of the HTTP front: light on its own; with colocated models, their replicas' resources,
+        replica count and autoscaling too."""
+        options: dict[str, Any] = {"logging_config": self.logging_config(),
+                                   **self.admission(floor=INGRESS_MIN_QUEUED)}
+        if self.colocated():
+            gpus = self.gpus() if self.num_gpus is not None else min(1.0, self.gpus() * len(self.checkpoints))
+            options["ray_actor_options"] = {"num_cpus": self.num_cpus, "num_gpus": gpus}
+            options["health_check_period_s"] = self.health_check_period_s
+            options["max_constructor_retry_count"] = 3  # a bad checkpoint fails fast
+            if self.replicas is not None:
+                options["num_replicas"] = self.replicas
+            if self.autoscaling_config:
+                options["autoscaling_config"] = self.autoscaling_config
+        return options
 
     def model_deployment_options(self) -> dict:
         """Ray Serve options of each model deployment."""

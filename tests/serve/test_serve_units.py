@@ -202,3 +202,50 @@ def test_admission_options(tmp_path):
     for bad in (0, -2, 1.5):
         with pytest.raises(UserError, match="max_queued_requests"):
             ServiceOptions.from_dict({"checkpoints": [str(ckpt)], "max_queued_requests": bad})
+
+
+def test_one_detector_runs_in_the_http_replica_unless_told_otherwise(tmp_path):
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    for path in (a, b):
+        path.write_bytes(b"x")
+    one = ServiceOptions.from_dict({"checkpoints": [str(a)], "num_cpus": 2})
+    assert one.colocated() and one.ingress_deployment_options()["ray_actor_options"]["num_cpus"] == 2
+    assert not ServiceOptions.from_dict({"checkpoints": [str(a), str(b)]}).colocated()
+    assert not ServiceOptions.from_dict({"checkpoints": [str(a)], "colocate": False}).colocated()
+    assert "ray_actor_options" not in ServiceOptions.from_dict(
+        {"checkpoints": [str(a)], "colocate": False}).ingress_deployment_options()  # the light HTTP front
+    assert ServiceOptions.from_dict({"checkpoints": [str(a), str(b)], "colocate": True}).colocated()
+
+
+def test_a_colocated_model_is_called_like_a_handle_and_refuses_past_its_queue():
+    import asyncio
+
+    from ray.serve.exceptions import BackPressureError
+
+    from serve.local import LocalModel
+
+    class Server:
+        def __init__(self):
+            self.release = asyncio.Event()
+
+        async def detect(self, data):
+            await self.release.wait()
+            return {"echo": data}
+
+        def ready(self):
+            return True
+
+    async def scenario():
+        model = LocalModel(Server(), max_ongoing=1, max_queued=2, retry_after_s=3)
+        assert await model.ready.remote()
+        waiting = [asyncio.ensure_future(model.detect.remote(i)) for i in range(3)]
+        await asyncio.sleep(0)
+        with pytest.raises(BackPressureError) as refused:
+            await model.detect.remote(9)
+        assert refused.value.retry_after_s == 3
+        model.server.release.set()
+        assert [r["echo"] for r in await asyncio.gather(*waiting)] == [0, 1, 2]
+        assert (await model.detect.remote(4))["echo"] == 4  # the queue drained: admitted again
+        assert model.active == 0
+
+    asyncio.run(scenario())
