@@ -135,3 +135,17 @@ def test_a_worker_user_error_comes_back_as_that_error(tiny_data, tmp_path, ray_h
     assert train_main([str(DEMO), *overrides(tmp_path / "nan", tiny_data, **bad), "--no-progress"]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: loss is") and "lower train.lr" in last
+
+
+def test_a_two_worker_run_resumes_in_process(two_worker_run, tiny_data, tmp_path):
+    """The checkpoint is single-process training's: --resume without Ray Train continues it (a copy of the run)."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(two_worker_run, out)
+    before = weights(out / "last.pt")
+    more = overrides(out, tiny_data, **{"train.epochs": str(before["epoch"] + 1), "trainer.num_workers": "0"})
+    assert train_main([str(DEMO), *more, "--resume", "--no-progress"]) == 0
+    after = weights(out / "last.pt")
+    assert after["epoch"] == before["epoch"] + 1 and after["step"] == before["step"] + 2
+    assert after["config"]["trainer"]["num_workers"] == 0
