@@ -8,25 +8,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from datasets.synth import make_shapes
 from detection.config import load_config
 from detection.engine.trainer import Trainer
 from detection.errors import UserError
 from detection.train import main as train_main
-from tiny_run import DEMO, tiny_config
+from tiny_run import DEMO, FAST_64, shapes_64, tiny_config
 
 # 8 images of 64 px, global batch 4 (2 per worker): two steps per epoch, as in test_trainer.py
-FAST = {"data.input_size": "64", "train.batch_size": "4", "model.faster_rcnn.anchor_sizes": "[8,16,32,64]",
-        "model.faster_rcnn.rpn_pre_nms_top_n_train": "200", "model.faster_rcnn.rpn_post_nms_top_n_train": "100",
-        "model.faster_rcnn.rpn_pre_nms_top_n_test": "100", "model.faster_rcnn.rpn_post_nms_top_n_test": "50",
-        "train.warmup_iters": "3", "train.plots": "false"}
+FAST = {**FAST_64, "train.plots": "false"}
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ray64")
-    make_shapes(root, 8, seed=5, image_size=64, min_size=12, max_size=32)
-    return root
+    return shapes_64(tmp_path_factory.mktemp("ray64"))
 
 
 @pytest.fixture(scope="module")
