@@ -74,17 +74,20 @@ def detector(meta: ExportMetadata, run: Runner, path: str | Path) -> ExportedDet
     return ExportedDetector(meta, run)
 
 
-def onnx_runner(path: str | Path, threads: int = 0, cuda: bool = False) -> tuple[dict[str, str], Runner]:
-    """(the file's metadata_props, a call of its graph) under onnxruntime's CPU provider (or CUDA's, when `cuda`)."""
+def onnx_runner(path: str | Path, threads: int = 0, cuda: bool = False,
+                spin: bool = True) -> tuple[dict[str, str], Runner]:
+    """(the file's metadata_props, a call of its graph) under onnxruntime's CPU provider (or CUDA's, when `cuda`).
+
+    `spin`: idle pool threads spin between calls (onnxruntime's default: the lowest latency for calls back to back);
+    False lets them sleep, so that the caller's own work between calls gets the cores.
+    """
     ort = require("onnxruntime", "running an ONNX model")
     if not Path(path).is_file():
         raise UserError(f"no ONNX file at {path}")
     options = ort.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    # Idle pool threads sleep instead of spinning: between calls the caller's own work (a tracker's crops and
-    # resizes, a replica's decoding) gets the cores. SiamFC on its ONNX branches: 63 -> 130 frames/s on 2 cores.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     try:
         providers = ["CUDAExecutionProvider"] * cuda + ["CPUExecutionProvider"]
         session = ort.InferenceSession(str(path), options, providers=providers)

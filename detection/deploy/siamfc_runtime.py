@@ -49,14 +49,15 @@ class ExportedSiamFCNet:
         return self.runs["search"]([crops.detach().cpu().float().contiguous(), template.contiguous()])[0]
 
 
-def load_siamfc(out: str | Path, fmt: str = "onnx", threads: int = 0, cuda: bool = False) -> ExportedSiamFCNet:
+def load_siamfc(out: str | Path, fmt: str = "onnx", threads: int = 0, cuda: bool = False,
+                spin: bool = True) -> ExportedSiamFCNet:
     """The FILE-template / FILE-search pair that `detection.export --out FILE` wrote (FILE, or either branch file)
-    under onnxruntime (`threads` intra-op threads, 0: its own; CUDA first when `cuda`) or TorchScript; UserError
-    when one is missing or is no SiamFC branch."""
+    under onnxruntime (`threads` intra-op threads, 0: its own; CUDA first when `cuda`; `spin` as onnx_runner's) or
+    TorchScript; UserError when one is missing or is no SiamFC branch."""
     metas, runs = {}, {}
     for branch in BRANCHES:
         path = branch_path(out, branch)
-        props, runs[branch] = onnx_runner(path, threads, cuda) if fmt == "onnx" else torchscript_runner(path)
+        props, runs[branch] = onnx_runner(path, threads, cuda, spin) if fmt == "onnx" else torchscript_runner(path)
         metas[branch] = ExportMetadata.from_props(props, str(path))
         if (metas[branch].tracker or {}).get("branch") != branch:
             raise UserError(f"{path}: not the {branch} branch of a SiamFC tracker exported by detection.export")
@@ -72,8 +73,10 @@ class ExportedSiamFCTracker(SiamFCTracker):
 
 
 def exported_tracker(out: str | Path, fmt: str = "onnx", threads: int = 0) -> ExportedSiamFCTracker:
-    """A SingleObjectTracker on the exported branches, with the tracking options stored in them (the checkpoint's)."""
-    net = load_siamfc(out, fmt, threads)
+    """A SingleObjectTracker on the exported branches, with the tracking options stored in them (the checkpoint's).
+    Its pool threads sleep between frames (spin=False): a frame's crops and resizes run between two calls, and
+    spinning threads would take the cores from them (63 against 123 frames/s on 2 cores, benchmarks/README.md)."""
+    net = load_siamfc(out, fmt, threads, spin=False)
     return ExportedSiamFCTracker(net, net.tracking)  # type: ignore[arg-type]  # the duck-typed SiamFCNet
 
 
