@@ -79,11 +79,12 @@ def export_tracker(args: argparse.Namespace) -> int:
     net, written = export_siamfc_checkpoint(args.checkpoint, args.format, args.out, args.opset)
     with torch.no_grad():
         features = ", ".join(map(str, net.embed(torch.zeros(1, 3, net.exemplar_size, net.exemplar_size)).shape[1:]))
-    for branch, (path, meta) in written.items():
-        shapes = {"template": f"exemplars [B, 3, {net.exemplar_size}, {net.exemplar_size}] -> template [B, {features}]",
-                  "search": f"search [B, 3, H, W] (H = W = {net.search_size} when tracking), template [1 or B, "
-                            f"{features}] -> response [B, 1, R, R] logits (R = {net.response_size})"}[branch]
-        print(f"siamfc {branch} branch -> {path} ({args.format}, {path.stat().st_size / 1e6:.1f} MB); {shapes}")
+    shapes = {"template": f"exemplars [B, 3, {net.exemplar_size}, {net.exemplar_size}] -> template [B, {features}]",
+              "search": f"search [B, 3, H, W] (H = W = {net.search_size} when tracking), template [1 or B, "
+                        f"{features}] -> response [B, 1, R, R] logits (R = {net.response_size})"}
+    for branch, (path, _) in written.items():
+        print(f"siamfc {branch} branch -> {path} ({args.format}, {path.stat().st_size / 1e6:.1f} MB); "
+              f"{shapes[branch]}")
     if args.check_images:
         report = compare_siamfc(net, load_siamfc(args.out, args.format))
         summary = (f"max template diff {report['max_template_diff']:.2g} (largest value "

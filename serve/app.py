@@ -9,7 +9,7 @@ import json
 import math
 import os
 import time
-from typing import Annotated
+from typing import Annotated, Any, Awaitable, Callable
 
 import ray
 from fastapi import FastAPI, Query, Request
@@ -170,6 +170,21 @@ def overloaded(name: str, exc: BackPressureError) -> ApiError:
                     f"(max_queued_requests); retry after {retry} s", {"Retry-After": str(retry)})
 
 
+async def model_answer(name: str, call: Callable[[], Awaitable], error: str, subject: str) -> Any:
+    """The answer of `call()` to model `name`: 503 with Retry-After when its queue is full or no replica can
+    take it, 500 `error` when it failed on `subject`."""
+    try:
+        return await call()
+    except BackPressureError as exc:
+        raise overloaded(name, exc) from None
+    except UNAVAILABLE as exc:
+        raise ApiError(503, "model_unavailable", f"model {name!r} is restarting or overloaded; "
+                       f"retry shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None
+    except ray.exceptions.RayError as exc:
+        raise ApiError(500, error, f"model {name!r} failed on {subject}: "
+                       f"{str(exc).strip().splitlines()[-1][:300]}") from None
+
+
 def check_content_type(kind: str, allowed: frozenset | set) -> None:
     """415 unless the Content-Type is one the endpoint takes."""
     if kind not in allowed:
@@ -224,16 +239,8 @@ class DetectIngress:
                         max_detections: int, label: str = "") -> dict:
         """One encoded image through the model's batch queue: {version, batch_size, width, height, detections
         (JSON text)}; 4xx for an image it cannot decode, 503 when no replica can take it."""
-        try:
-            out = await handle.detect.remote(data, score_threshold, max_detections)
-        except BackPressureError as exc:
-            raise overloaded(name, exc) from None
-        except UNAVAILABLE as exc:
-            raise ApiError(503, "model_unavailable", f"model {name!r} is restarting or overloaded; "
-                           f"retry shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None
-        except ray.exceptions.RayError as exc:
-            raise ApiError(500, "inference_failed", f"model {name!r} failed on this image: "
-                           f"{str(exc).strip().splitlines()[-1][:300]}") from None
+        out = await model_answer(name, lambda: handle.detect.remote(data, score_threshold, max_detections),
+                                 "inference_failed", "this image")
         if "error" in out:
             error = out["error"]
             raise ApiError(error["status"], error["error"], f"{label}{error['detail']}")
@@ -313,16 +320,7 @@ class DetectIngress:
                 raise ApiError(422, "missing_field", "the multipart body has no file field 'video'")
             body = files["video"]
         handle = self.models[plan.model] if plan.init is None else self.tracker  # the tracking runs there
-        try:
-            out = await handle.track.remote(body, plan)
-        except BackPressureError as exc:
-            raise overloaded(plan.model, exc) from None
-        except UNAVAILABLE as exc:
-            raise ApiError(503, "model_unavailable", f"model {plan.model!r} is restarting or overloaded; retry "
-                           f"shortly ({type(exc).__name__})", {"Retry-After": "1"}) from None
-        except ray.exceptions.RayError as exc:
-            raise ApiError(500, "tracking_failed", f"model {plan.model!r} failed on this video: "
-                           f"{str(exc).strip().splitlines()[-1][:300]}") from None
+        out = await model_answer(plan.model, lambda: handle.track.remote(body, plan), "tracking_failed", "this video")
         if "error" in out:
             raise TrackError(**out["error"])
         return TrackResponse(mode="multi" if plan.init is None else "single", model=plan.model, **out,
@@ -365,8 +363,7 @@ def build_app(args: dict) -> serve.Application:
                            max_batch_size=opts.max_batch_size, batch_wait_timeout_s=opts.batch_wait_timeout_s,
                            predictor=opts.predictor_for(checkpoint), limits=limits)
         if opts.colocated():
-            models[name] = colocated(server_args, opts.max_ongoing_requests, opts.max_queued_requests,
-                                     opts.retry_after_s)
+            models[name] = colocated(server_args, opts.model_ongoing(), opts.max_queued_requests, opts.retry_after_s)
         else:
             models[name] = ModelServer.options(name=f"model-{name}", **opts.model_deployment_options()).bind(
                 **server_args)

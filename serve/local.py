@@ -6,8 +6,9 @@ and the same admission rule holds: past max_ongoing + max_queued requests, BackP
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
-from typing import Any
+from typing import Any, Iterator
 
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
@@ -42,24 +43,17 @@ class LocalModel:
             raise AttributeError(method)
         return LocalCall(self, method)
 
-    def admit(self) -> "_Admission":
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Count one call as active while it runs; BackPressureError when the limit is reached."""
         if self.limit is not None and self.active >= self.limit:
             raise BackPressureError(num_queued_requests=self.active - self.limit + self.max_queued,
                                     max_queued_requests=self.max_queued, retry_after_s=self.retry_after_s)
-        return _Admission(self)
-
-
-class _Admission:
-    """Counts one call as active while it runs."""
-
-    def __init__(self, owner: LocalModel) -> None:
-        self.owner = owner
-
-    def __enter__(self) -> None:
-        self.owner.active += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self.owner.active -= 1
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
 
 
 def colocated(server_args: dict, max_ongoing: int, max_queued: int, retry_after_s: float) -> dict:

@@ -99,6 +99,7 @@ class ModelServer:
         """POST /v1/track with this detector: its detections on every frame of the video, through the batch
         queue above, linked by ByteTrack (serve.track)."""
         return await track_objects(data, plan, self.infer)
+
     def info(self) -> dict:
         """Name, version, categories, input size, checkpoint metrics and batching settings."""
         p = self.predictor

@@ -146,22 +146,24 @@ class ServiceOptions:
                                    **self.admission(floor=INGRESS_MIN_QUEUED)}
         if self.colocated():
             gpus = self.gpus() if self.num_gpus is not None else min(1.0, self.gpus() * len(self.checkpoints))
-            options["ray_actor_options"] = {"num_cpus": self.num_cpus, "num_gpus": gpus}
-            options["health_check_period_s"] = self.health_check_period_s
-            options["max_constructor_retry_count"] = 3  # a bad checkpoint fails fast
-            if self.replicas is not None:
-                options["num_replicas"] = self.replicas
-            if self.autoscaling_config:
-                options["autoscaling_config"] = self.autoscaling_config
+            options.update(self.model_replicas(gpus))
         return options
 
     def model_deployment_options(self) -> dict:
         """Ray Serve options of each model deployment."""
-        options: dict[str, Any] = {"max_ongoing_requests": max(self.max_ongoing_requests, self.max_batch_size),
-                                   **self.admission(), "health_check_period_s": self.health_check_period_s,
+        return {"max_ongoing_requests": self.model_ongoing(), **self.admission(),
+                "logging_config": self.logging_config(), **self.model_replicas(self.gpus())}
+
+    def model_ongoing(self) -> int:
+        """Requests a model replica takes at once (max_ongoing_requests, at least a full batch)."""
+        return max(self.max_ongoing_requests, self.max_batch_size)
+
+    def model_replicas(self, gpus: float) -> dict:
+        """Options of a deployment whose replicas hold the models: their CPUs and `gpus`, health checks, and the
+        replica count or autoscaling."""
+        options: dict[str, Any] = {"health_check_period_s": self.health_check_period_s,
                                    "max_constructor_retry_count": 3,  # a bad checkpoint fails fast
-                                   "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.gpus()}}
-        options["logging_config"] = self.logging_config()
+                                   "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": gpus}}
         if self.replicas is not None:
             options["num_replicas"] = self.replicas
         if self.autoscaling_config:

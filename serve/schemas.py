@@ -89,13 +89,17 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
-def answer_json(fields: dict, detections_json: str) -> str:
-    """The JSON text of an answer: `fields` plus "detections", given as JSON text already (never parsed again)."""
+def with_json(fields: dict, key: str, value_json: str) -> str:
+    """The JSON text of `fields` plus `key`, whose value is given as JSON text already (never parsed again)."""
     head = json.dumps(fields, separators=(",", ":"))
-    return f'{head[:-1]},"detections":{detections_json}}}'
+    return f'{head[:-1]},"{key}":{value_json}}}'
+
+
+def answer_json(fields: dict, detections_json: str) -> str:
+    """The JSON text of an answer: `fields` plus "detections" (JSON text from the model replica)."""
+    return with_json(fields, "detections", detections_json)
 
 
 def batch_json(fields: dict, results: list[str]) -> str:
     """The JSON text of a batch answer: `fields` plus "results", each one an answer_json text."""
-    head = json.dumps(fields, separators=(",", ":"))
-    return f'{head[:-1]},"results":[{",".join(results)}]}}'
+    return with_json(fields, "results", f"[{','.join(results)}]")
