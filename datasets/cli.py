@@ -72,16 +72,18 @@ def add_convert(sub) -> None:
 
 def add_export(sub) -> None:
     p = sub.add_parser("export", help="COCO to the Ultralytics YOLO layout or a Pascal VOC folder, images included",
-                       description="yolo: OUT/images/<split>/, OUT/labels/<split>/, OUT/data.yaml (path relative "
-                       "to the working folder, as Ultralytics reads it) and OUT/classes.txt. voc: OUT/Annotations/, "
+                       description="yolo: OUT/images/<split>/, OUT/labels/<split>/, OUT/data.yaml (absolute path, "
+                       "so Ultralytics reads it from any working folder) and OUT/classes.txt. voc: OUT/Annotations/, "
                        "OUT/JPEGImages/ (non-JPEG images re-encoded), OUT/ImageSets/Main/<split>.txt. Images are "
                        "hard-linked where the filesystem allows (a link shares the file), else copied.")
     p.add_argument("--to", required=True, choices=["yolo", "voc"])
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--annotations", help="one COCO json, exported as the train split")
-    source.add_argument("--split", action="append", metavar="NAME=FILE",
-                        help="a COCO json as split NAME (train, val or test); repeat for each split")
-    p.add_argument("--images", required=True, help="folder the json files' file names are relative to")
+    source.add_argument("--split", action="append", metavar="NAME=FILE[:IMAGES]",
+                        help="a COCO json as split NAME (train, val or test), its file names relative to the "
+                        "folder IMAGES (default: --images); repeat for each split")
+    p.add_argument("--images", help="folder the json files' file names are relative to, for every split that "
+                   "names no folder of its own")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--segments", action="store_true",
                    help="yolo: write each instance's mask as a YOLO-seg polygon line instead of a box")
@@ -104,6 +106,9 @@ def add_split(sub) -> None:
     p.add_argument("--val", type=float, default=0.2, help="fraction of images for val (default 0.2)")
     p.add_argument("--test", type=float, default=0.0, help="fraction of images for test (default 0: no test split)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--group-by", metavar="FIELD",
+                   help="keep images with the same value of this image field in one split, e.g. source (the "
+                   "photo `tile` cut them from); an image without the field is a group of its own")
 
 
 def add_merge(sub) -> None:
@@ -134,8 +139,13 @@ def add_draw(sub) -> None:
     p = sub.add_parser("draw", help="draw boxes, masks and labels onto images")
     p.add_argument("file", help="COCO json")
     p.add_argument("--images", required=True, help="folder of images")
-    p.add_argument("--out", required=True, help="folder for the drawn images (.png)")
+    p.add_argument("--out", required=True, help="folder for the drawn images (.jpg, or .png with --format png)")
     p.add_argument("--limit", type=int, default=20, help="draw the first N images (default 20)")
+    p.add_argument("--max-side", type=int, default=2048,
+                   help="shrink a drawn image so its longer side is at most this many pixels (default 2048; "
+                   "0: full size)")
+    p.add_argument("--format", choices=["jpg", "png"], default="jpg", help="file format of the drawn images "
+                   "(default jpg; png is lossless but several times larger)")
 
 
 def add_anchors(sub) -> None:

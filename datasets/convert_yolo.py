@@ -1,6 +1,7 @@
 """YOLO txt labels (one `<stem>.txt` per image, normalised cx cy w h, or polygons) to COCO records.
 
-A labels folder with --images gives one file; a dataset root (data.yaml or images/ + labels/) one per split.
+A labels folder with --images gives one file (labels matched by relative path or by stem, split subfolders
+included); a dataset root (data.yaml or images/ + labels/) one per split.
 """
 from __future__ import annotations
 
@@ -79,15 +80,42 @@ def read_labels(path: Path, names: list[str], width: int, height: int) -> list[O
             for n, line in enumerate(lines, 1) if line.strip()]
 
 
-def folder_label_path(labels: Path, image: Path) -> Path:
-    """Label file of an image in a labels folder: same relative path with .txt, or flat by stem."""
-    nested = labels / image.with_suffix(".txt")
-    return nested if nested.is_file() else labels / (image.stem + ".txt")
-
-
 def label_files(labels: Path) -> list[Path]:
     """The .txt label files under a folder (class lists left out)."""
     return sorted(p for p in labels.rglob("*.txt") if p.name not in CLASS_FILES) if labels.is_dir() else []
+
+
+def stem_index(labels: Path) -> dict[str, list[Path]]:
+    """Label files under a folder by stem, for images whose label sits in a split subfolder."""
+    index: dict[str, list[Path]] = {}
+    for path in label_files(labels):
+        index.setdefault(path.stem, []).append(path)
+    return index
+
+
+def pick_by_folder(found: list[Path], labels: Path, image: Path) -> Path:
+    """The one of several same-stem labels whose folders under `labels` end the image's folder path
+    (labels/val/x.txt for images/val/x.png); UserError when that does not single one out."""
+    folders = Path(os.path.abspath(image)).parent.parts
+    tails = [p for p in found if folders[len(folders) - len(p.parent.relative_to(labels).parts):]
+             == p.parent.relative_to(labels).parts]
+    if len(tails) != 1:
+        raise UserError(f"{image}: {len(found)} label files are named {image.stem}.txt under {labels} "
+                        f"({found[0]}, {found[1]}, ...); give --src the labels folder of this split")
+    return tails[0]
+
+
+def folder_label_path(labels: Path, images: Path, by_stem: dict[str, list[Path]], rel: Path) -> Path:
+    """Label file of image `rel` (under `images`) in a labels folder: the same relative path with .txt,
+    else flat by stem, else the label of that stem in a subfolder (labels/train/x.txt); the flat path
+    (missing) when there is none."""
+    nested, flat = labels / rel.with_suffix(".txt"), labels / (rel.stem + ".txt")
+    if nested.is_file() or flat.is_file():
+        return nested if nested.is_file() else flat
+    found = by_stem.get(rel.stem, [])
+    if len(found) > 1:
+        return pick_by_folder(found, labels, images / rel)
+    return found[0] if found else flat
 
 
 def check_labels_used(labels: Path, used: set[Path], images: list[Path],
@@ -128,7 +156,8 @@ def convert(src: str | os.PathLike, images: str | os.PathLike, classes: str | No
     labels = labels / "labels" if (labels / "labels").is_dir() else labels
     names = read_class_names(classes or find_classes_file([labels, labels.parent, labels.parent.parent]))
     try:
-        return read_split(Path(images), labels, partial(folder_label_path, labels), names, set()), names
+        lookup = partial(folder_label_path, labels, Path(images), stem_index(labels))
+        return read_split(Path(images), labels, lookup, names, set()), names
     except UnmatchedLabels as exc:
         if labels == Path(src) or not (find_data_yaml(Path(src)) or (Path(src) / "images").is_dir()):
             raise

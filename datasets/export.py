@@ -23,18 +23,22 @@ def crowd_note(splits: list[ExportSplit], fmt: str) -> None:
 
 def run(args) -> None:
     """CLI: python -m datasets export."""
-    out, images_dir = Path(args.out), require_dir(args.images, "--images")
+    out = Path(args.out)
+    if args.images is not None:
+        require_dir(args.images, "--images")
+    elif args.annotations:
+        raise UserError("--annotations needs --images, the folder its file names are relative to")
     if args.segments and args.to != "yolo":
         raise UserError("--segments applies to --to yolo only")
-    pairs = parse_splits(args.annotations, args.split)
-    check_not_input(out, images_dir, *(path for _, path in pairs))
+    split_args = parse_splits(args.annotations, args.split)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
-    splits = load_splits(pairs, images_dir)
+    splits = load_splits(split_args, args.images)
+    check_not_input(out, *(split.images_dir for split in splits), *(split.source for split in splits))
     if args.to == "yolo":
-        counts = export_yolo.export(splits, images_dir, out, segments=args.segments, copy=args.copy_images)
+        counts = export_yolo.export(splits, out, segments=args.segments, copy=args.copy_images)
     else:
-        counts = export_voc.export(splits, images_dir, out, copy=args.copy_images)
+        counts = export_voc.export(splits, out, copy=args.copy_images)
     crowd_note(splits, args.to)
     if counts.get("encoded"):
         print(f"note: re-encoded {counts['encoded']} non-JPEG images as JPEG (VOC readers open JPEGImages/<id>.jpg)",

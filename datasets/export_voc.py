@@ -70,27 +70,32 @@ def place_jpeg(src: Path, dst: Path, copy: bool) -> str:
     return "encoded"
 
 
-def image_ids(splits: list[ExportSplit]) -> dict[str, str]:
-    """file_name -> VOC id (the path without its suffix); UserError when two images share an id."""
-    ids: dict[str, str] = {}
+def image_ids(splits: list[ExportSplit]) -> dict[tuple[str, str], str]:
+    """(split, file_name) -> VOC id (the path without its suffix); UserError when two images share an id,
+    since VOC keeps every split's images in one JPEGImages folder."""
+    ids: dict[tuple[str, str], str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     for split in splits:
         for img in split.images.values():
-            ids[img["file_name"]] = Path(img["file_name"]).with_suffix("").as_posix()
-    if len(set(ids.values())) < len(ids):
-        raise UserError("two images differ only in their suffix (a.png, a.jpg); VOC names images by stem")
+            image_id = Path(img["file_name"]).with_suffix("").as_posix()
+            first = seen.setdefault(image_id, (split.source, img["file_name"]))
+            if first != (split.source, img["file_name"]):
+                raise UserError(f"{split.source}: image {img['file_name']} and {first[1]} of {first[0]} would "
+                                f"both be JPEGImages/{image_id}.jpg; VOC names images by path without suffix")
+            ids[split.name, img["file_name"]] = image_id
     return ids
 
 
-def export(splits: list[ExportSplit], images_dir: Path, out: Path, copy: bool = False) -> dict[str, int]:
+def export(splits: list[ExportSplit], out: Path, copy: bool = False) -> dict[str, int]:
     """Write the VOC folder; returns counts: images, linked, copied, encoded."""
     ids, counts = image_ids(splits), {"linked": 0, "copied": 0, "encoded": 0}
     members: dict[str, list[str]] = {}
     written: set[Path] = set()
     for split in splits:
         for img in split.images.values():
-            image_id = ids[img["file_name"]]
+            image_id = ids[split.name, img["file_name"]]
             jpeg, xml = out / "JPEGImages" / f"{image_id}.jpg", out / "Annotations" / f"{image_id}.xml"
-            counts[place_jpeg(images_dir / img["file_name"], jpeg, copy)] += 1
+            counts[place_jpeg(split.images_dir / img["file_name"], jpeg, copy)] += 1
             with atomic_open(xml, "wb") as handle:
                 voc_tree(split, img, image_id, out.name).write(handle, encoding="utf-8", xml_declaration=True)
             written |= {jpeg, xml}

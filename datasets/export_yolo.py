@@ -35,8 +35,7 @@ def label_text(split: ExportSplit, img: dict, index: dict[str, int], segments: b
     return "".join(line + "\n" for line in lines)
 
 
-def export(splits: list[ExportSplit], images_dir: Path, out: Path, segments: bool = False,
-           copy: bool = False) -> dict[str, int]:
+def export(splits: list[ExportSplit], out: Path, segments: bool = False, copy: bool = False) -> dict[str, int]:
     """Write the layout; returns counts: images, linked, copied."""
     names = class_names(splits)
     index = {name: i for i, name in enumerate(names)}
@@ -45,7 +44,7 @@ def export(splits: list[ExportSplit], images_dir: Path, out: Path, segments: boo
     for split in splits:
         for img in split.images.values():
             image = out / "images" / split.name / img["file_name"]
-            linked += place_file(images_dir / img["file_name"], image, copy)
+            linked += place_file(split.images_dir / img["file_name"], image, copy)
             write_text(label_path(image), label_text(split, img, index, segments))
             written |= {image, label_path(image)}
     write_text(out / "classes.txt", "".join(name + "\n" for name in names))

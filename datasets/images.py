@@ -1,6 +1,7 @@
 """Image file helpers: read with clear errors, size from the header, atomic write, listing.
 
-Sizes of PNG and JPEG files come from their headers, so checking a dataset stays fast.
+Sizes of PNG and JPEG files come from their headers, so checking a dataset stays fast. Importing this
+module sets OpenCV's log level to errors: GeoTIFF's private tags would print six warnings per read.
 """
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ from datasets.errors import UserError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def quiet_opencv() -> None:
+    """Let OpenCV print errors only (no `TIFF_Warning ... Unknown field with tag` for every GeoTIFF read)."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+quiet_opencv()
+
+
 def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Decode an image file (BGR by default); UserError if missing or unreadable."""
     path = Path(path)
@@ -28,10 +37,10 @@ def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.nda
     return image
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Encode by the file suffix and write atomically."""
+def write_image(path: str | os.PathLike, image: np.ndarray, params: list[int] | None = None) -> None:
+    """Encode by the file suffix (OpenCV's imwrite `params`, e.g. JPEG quality) and write atomically."""
     path = Path(path)
-    ok, data = cv2.imencode(path.suffix or ".png", image)
+    ok, data = cv2.imencode(path.suffix or ".png", image, params or [])
     if not ok:
         raise UserError(f"{path}: cannot encode an image with this suffix")
     write_bytes(path, data.tobytes())

@@ -35,12 +35,23 @@ def size_panel(ax, data: dict, stats: dict) -> None:
     ax.set_ylabel("annotations")
 
 
+def count_bins(values, max_bins: int = 40) -> np.ndarray:
+    """Histogram edges for whole-number counts: equal widths over min..max, at most `max_bins` of them.
+
+    A bin is one count wide while that gives no more than `max_bins` bins, else a whole number of counts
+    wide, so every bar stays a visible fraction of the axis (counts 61, 279 and 574 get three clear bars).
+    """
+    low, high = int(np.min(values)), int(np.max(values))
+    width = max(1, int(np.ceil((high - low + 1) / max_bins)))
+    return low - 0.5 + width * np.arange((high - low) // width + 2)
+
+
 def per_image_panel(ax, data: dict) -> None:
     counts: dict = {img["id"]: 0 for img in data["images"]}
     for ann in data["annotations"]:
         counts[ann["image_id"]] += 1
     values = np.array(list(counts.values()) or [0])
-    ax.hist(values, bins=np.arange(values.max() + 2) - 0.5, color="tab:green", rwidth=0.85)
+    ax.hist(values, bins=count_bins(values), color="tab:green", rwidth=0.85)
     ax.set_title(f"annotations per image (mean {values.mean():.2f})")
     ax.set_xlabel("annotations in the image")
     ax.set_ylabel("images")

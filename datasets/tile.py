@@ -1,6 +1,7 @@
 """`tile`: cut large images into overlapping tiles, keeping boxes mostly inside each tile (clipped).
 
-Masks are cropped with their tile; writes DIR/images/<stem>_<x>_<y>.<ext> and DIR/annotations.json.
+Masks are cropped with their tile; writes DIR/images/<stem>_<x>_<y>.<ext> and DIR/annotations.json, each
+tile's image record naming its photo (`source`) and its place there (`offset`).
 """
 from __future__ import annotations
 
@@ -80,6 +81,16 @@ def check_options(size: int, overlap: float, min_visibility: float) -> int:
     return max(1, int(round(size * (1 - overlap))))
 
 
+def tile_record(img: dict, tile_id: int, name: str, tile: tuple[int, int, int, int]) -> dict:
+    """The image record of one tile: `source` is the file_name of the photo it was cut from and `offset`
+    its top-left corner there (a tile of a tile keeps the first photo and adds the offsets), so
+    `split --group-by source` keeps a photo's tiles in one split."""
+    tx, ty, tw, th = tile
+    ox, oy = img.get("offset", [0, 0]) if "source" in img else [0, 0]
+    return {"id": tile_id, "file_name": name, "width": tw, "height": th,
+            "source": img.get("source", img["file_name"]), "offset": [ox + tx, oy + ty]}
+
+
 def tile_dataset(file: str | Path, images_dir: str | Path, size: int, overlap: float, out: str | Path,
                  min_visibility: float = 0.5) -> Path:
     """Tile every image of a COCO file; returns the new annotations path."""
@@ -102,7 +113,7 @@ def tile_dataset(file: str | Path, images_dir: str | Path, size: int, overlap: f
             name = (rel.parent / f"{rel.stem}_{tx}_{ty}{rel.suffix}").as_posix()
             write_image(out / "images" / name, pixels[ty : ty + th, tx : tx + tw])
             tile_id = len(new_images) + 1
-            new_images.append({"id": tile_id, "file_name": name, "width": tw, "height": th})
+            new_images.append(tile_record(img, tile_id, name, (tx, ty, tw, th)))
             new_anns += [{**a, "id": len(new_anns) + i + 1, "image_id": tile_id} for i, a in enumerate(anns)]
     path = out / "annotations.json"
     save_coco(path, new_coco(new_images, new_anns, data["categories"], data.get("info")))

@@ -26,12 +26,13 @@ def label_path(image: Path) -> Path:
 
 
 def data_yaml_text(out: Path, splits: list[str], names: list[str]) -> str:
-    """data.yaml for an export in `out`: `path` relative to the working folder, splits relative to `path`.
+    """data.yaml for an export in `out`: `path` absolute, splits relative to `path`.
 
-    Ultralytics resolves a relative `path` against the working folder first; a missing val split
-    (or train) points at the first split's images, since Ultralytics requires both.
+    Ultralytics would resolve a relative `path` against its working folder, so only an absolute one works
+    from anywhere; a missing val split (or train) points at the first split's images, since Ultralytics
+    requires both. A moved export is still read by `convert`, which looks in the yaml's own folder first.
     """
-    spec: dict = {"path": os.path.relpath(os.path.abspath(out))}
+    spec: dict = {"path": Path(os.path.abspath(out)).as_posix()}
     for name in SPLITS:
         if name in splits or name != "test":
             spec[name] = f"images/{name if name in splits else splits[0]}"

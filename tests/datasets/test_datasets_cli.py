@@ -104,7 +104,8 @@ def test_stats_numbers_and_plot(shapes, tmp_path, capsys):
 
 def test_draw_marks_objects(shapes, tmp_path):
     path, images, data = shapes
-    assert main(["draw", str(path), "--images", str(images), "--out", str(tmp_path / "drawn"), "--limit", "3"]) == 0
+    assert main(["draw", str(path), "--images", str(images), "--out", str(tmp_path / "drawn"), "--limit", "3",
+                 "--format", "png"]) == 0
     drawn = sorted((tmp_path / "drawn").glob("*.png"))
     assert [p.name for p in drawn] == ["000000.png", "000001.png", "000002.png"]
     raw = cv2.resize(cv2.imread(str(images / "000001.png")), (512, 512), interpolation=cv2.INTER_NEAREST)

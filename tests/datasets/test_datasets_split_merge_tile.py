@@ -1,10 +1,12 @@
-"""split keeps every category in every split; merge re-indexes without collisions; tile keeps boxes."""
+"""split keeps every category in every split (and a tiled photo in one); merge re-indexes; tile keeps boxes."""
 import json
 
 import cv2
 import numpy as np
+import pytest
 
 from datasets.cli import main
+from datasets.errors import UserError
 from datasets.merge import merge_coco
 from datasets.split import split_coco
 from datasets.synth import make_shapes
@@ -103,3 +105,36 @@ def test_tile_keeps_boxes_consistent(tmp_path):
     assert kept == {tuple(b) for b in boxes[:3]}  # the long thin box is never half inside a tile
     image = cv2.imread(str(tmp_path / "tiles/images/big_130_50.png"))
     assert image.shape == (100, 100, 3)
+
+
+def test_tiles_name_their_photo_and_split_keeps_it_whole(tmp_path, capsys):
+    path = make_shapes(tmp_path / "s", 12, seed=6)
+    assert main(["tile", str(path), "--images", str(tmp_path / "s/images"), "--size", "64", "--overlap", "0",
+                 "--out", str(tmp_path / "t")]) == 0
+    tiles = json.loads((tmp_path / "t/annotations.json").read_text())
+    for img in tiles["images"]:
+        stem, x, y = img["file_name"][:-4].split("_")
+        assert img["source"] == f"{stem}.png" and img["offset"] == [int(x), int(y)]
+    tiles["images"] += [{"id": 100 + i, "file_name": f"loose{i}.png", "width": 64, "height": 64} for i in range(4)]
+    (tmp_path / "t/mixed.json").write_text(json.dumps(tiles))  # 48 tiles of 12 photos, 4 images of no photo
+    args = ["split", str(tmp_path / "t/mixed.json"), "--val", "0.25", "--test", "0.25", "--group-by", "source"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "kept 48 images in 12 groups by 'source' (4 without it)" in capsys.readouterr().out
+    parts = {n: json.loads((tmp_path / f"a/{n}.json").read_text()) for n in ("train", "val", "test")}
+    owner: dict = {}
+    for name, part in parts.items():
+        for img in part["images"]:
+            assert owner.setdefault(img.get("source", img["file_name"]), name) == name  # no photo in two splits
+    assert sum(len(p["images"]) for p in parts.values()) == 52
+    assert [abs(len(parts[n]["images"]) - share * 52) <= 4 for n, share in (("train", .5), ("val", .25),
+                                                                            ("test", .25))] == [True] * 3
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0  # same seed, same split
+    assert all((tmp_path / f"a/{n}.json").read_bytes() == (tmp_path / f"b/{n}.json").read_bytes() for n in parts)
+
+
+def test_group_by_needs_enough_groups(tmp_path):
+    data = {"images": [{"id": i, "file_name": f"{i}.png", "width": 8, "height": 8, "source": "one.png"}
+                       for i in (1, 2, 3)], "annotations": [], "categories": [{"id": 1, "name": "a"}]}
+    with pytest.raises(UserError, match="--group-by source gives 1 groups, too few for 2 splits"):
+        split_coco(data, 0.3, group_by="source")
+    assert len(split_coco(data, 0.3, group_by="other")["val"]["images"]) == 1  # no field: each image its own group

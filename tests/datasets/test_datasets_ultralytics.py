@@ -29,12 +29,21 @@ def ultralytics_label(image: Path) -> Path:
     return Path(sb.join(str(image).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
 
 
-def ultralytics_split(data_yaml: Path, split: str) -> Path:
-    """A split's images folder as Ultralytics' check_det_dataset resolves it (relative `path`: working folder)."""
+def ultralytics_split(data_yaml: Path, split: str, datasets_dir: Path = Path("/nonexistent/datasets")) -> Path:
+    """A split's images folder as Ultralytics' check_det_dataset resolves it.
+
+    `path`: absolute as given; relative, against the working folder if it exists there, else against
+    Ultralytics' datasets folder; missing, the yaml's own folder. The split entry is joined to it
+    (a leading ../ dropped when the folder is not there).
+    """
     spec = yaml.safe_load(data_yaml.read_text())
-    path = Path(spec["path"])
-    assert not path.is_absolute() and path.is_dir(), spec["path"]
-    return (path / spec[split]).resolve()
+    path = Path(spec.get("path") or data_yaml.parent)
+    if not path.exists() and not path.is_absolute():
+        path = (datasets_dir / path).resolve()
+    folder = (path / spec[split]).resolve()
+    if not folder.exists() and spec[split].startswith("../"):
+        folder = (path / spec[split][3:]).resolve()
+    return folder
 
 
 @pytest.fixture
@@ -47,6 +56,21 @@ def two_splits(tmp_path):
     assert main(["export", "--to", "yolo", "--split", f"train={train}", "--split", f"val={val}",
                  "--images", str(images), "--out", str(out), "--segments"]) == 0
     return train, val, images, out
+
+
+def test_data_yaml_resolves_from_any_working_folder(shapes, tmp_path, monkeypatch):
+    path, images, _ = shapes
+    (tmp_path / "here/deep").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "here/deep")
+    assert main(["export", "--to", "yolo", "--annotations", "../../shapes/annotations.json",
+                 "--images", "../../shapes/images", "--out", "../out"]) == 0
+    data_yaml = tmp_path / "here/out/data.yaml"
+    expected = {split: (tmp_path / "here/out/images/train").resolve() for split in ("train", "val")}
+    for cwd in (tmp_path / "here/deep", tmp_path / "elsewhere", tmp_path / "here/out"):
+        monkeypatch.chdir(cwd)
+        found = {split: ultralytics_split(data_yaml, split) for split in ("train", "val")}
+        assert found == expected and all(folder.is_dir() for folder in found.values()), cwd
 
 
 def objects_by_file(path):
@@ -134,6 +158,25 @@ def test_root_and_labels_folder_give_the_same_file(two_splits, tmp_path):
     assert (tmp_path / "root.json").read_bytes() == (tmp_path / "splits/train.json").read_bytes()
 
 
+def test_labels_folder_with_split_subfolders(two_splits, tmp_path, capsys):
+    _, _, _, out = two_splits
+    assert convert("--src", out, "--out", tmp_path / "splits") == 0
+    assert convert("--src", out / "labels", "--images", out / "images/val", "--out", tmp_path / "val.json") == 0
+    assert (tmp_path / "val.json").read_bytes() == (tmp_path / "splits/val.json").read_bytes()
+    copy = tmp_path / "copy"  # one stem in both split folders: the image's own folder decides
+    shutil.copytree(out / "labels", copy / "labels")
+    shutil.copytree(out / "images/val", copy / "images/val")
+    stem = sorted((copy / "labels/val").iterdir())[0].name
+    (copy / "labels/train" / stem).write_text("")
+    assert convert("--src", copy / "labels", "--images", copy / "images/val", "--classes", out / "classes.txt",
+                   "--out", tmp_path / "copy.json") == 0
+    assert (tmp_path / "copy.json").read_bytes() == (tmp_path / "val.json").read_bytes()
+    shutil.copytree(copy / "images/val", tmp_path / "photos")
+    assert convert("--src", copy / "labels", "--images", tmp_path / "photos", "--classes", out / "classes.txt",
+                   "--out", tmp_path / "photos.json") == 1
+    assert f"2 label files are named {stem} under {copy / 'labels'}" in capsys.readouterr().err
+
+
 def test_roboflow_data_yaml(shapes, tmp_path):
     path, images, _ = shapes
     assert main(["export", "--to", "yolo", "--annotations", str(path), "--images", str(images),
@@ -168,14 +211,12 @@ def test_labels_that_match_no_image_are_an_error(shapes, tmp_path, capsys, case)
         (root / "data.yaml").write_text(f"path: {root}\ntrain: {images}\nval: {images}\nnames: [a, b, c]\n")
         labels, image_folder = root / "labels", images
         args = ["--src", root]
-    elif case == "root_with_images":  # the dataset root given with the original images folder
-        labels, image_folder = root / "labels", images
-        args = ["--src", root, "--images", images]
-    else:
+    else:  # images of other names, with the dataset root (root_with_images) or its labels folder
         (tmp_path / "other").mkdir()
         shutil.copy(images / "000000.png", tmp_path / "other/frame.png")
         image_folder = tmp_path / "other"
-        args = ["--src", labels, "--images", image_folder]
+        labels = root / "labels" if case == "root_with_images" else labels
+        args = ["--src", root if case == "root_with_images" else labels, "--images", image_folder]
     capsys.readouterr()
     assert convert(*args, "--out", tmp_path / "o.json") == 1
     err = capsys.readouterr().err
