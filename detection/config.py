@@ -57,14 +57,43 @@ class DataConfig:
     image_cache_dir: str = ".cache/images"  # where data.cache_images=disk keeps them
 
 
+# The one default of detection post-processing: model.postprocess's, and so of every call that gives none (predict,
+# serve, its client, track).
+DEFAULT_SCORE_THRESHOLD = 0.05
+DEFAULT_MAX_DETECTIONS = 100
+MAX_DETECTIONS_LIMIT = 1000  # the most a service request may ask for, and what an exported graph holds per image
+# What evaluation asks the model for (detection.eval's defaults, the trainer's evaluation), as torchvision's
+# references and Ultralytics' val do: COCO AP counts low-scoring detections too (COCOeval's maxDets of 100 is per
+# image and category). The same per-call values as above, not the checkpoint's.
+EVAL_SCORE_THRESHOLD = 0.001
+EVAL_MAX_DETECTIONS = 300
+
+
 @dataclass
 class PostprocessConfig:
-    """Post-processing every family shares (`model.postprocess`), applied inside the model at inference."""
+    """Post-processing every family shares (`model.postprocess`), applied inside the model at inference.
 
-    score_threshold: float = 0.05  # drop detections scoring below this
+    score_threshold and max_detections are the checkpoint's defaults: a call (predict, serve, eval) may give its
+    own, higher or lower, and they replace these for that call (`with_call`)."""
+
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD  # drop detections scoring below this
     nms_iou: float = 0.5  # suppress a box overlapping a better one by more than this IoU
-    max_detections: int = 100  # per image, best first
+    max_detections: int = DEFAULT_MAX_DETECTIONS  # per image, best first
     class_agnostic: bool = False  # NMS across classes instead of within each class
+
+    def with_call(self, score_threshold: float | None = None,
+                  max_detections: int | None = None) -> "PostprocessConfig":
+        """These options with a call's own score threshold and max detections (None: keep this one's);
+        UserError for a value out of range. (Traced export graphs pass the threshold as a 0-dim tensor.)"""
+        if score_threshold is None and max_detections is None:
+            return self
+        if isinstance(score_threshold, (int, float)) and not 0 <= score_threshold <= 1:
+            raise UserError(f"score_threshold must be within 0..1, got {score_threshold}")
+        if max_detections is not None and max_detections < 1:
+            raise UserError(f"max_detections must be at least 1, got {max_detections}")
+        return dataclasses.replace(
+            self, score_threshold=self.score_threshold if score_threshold is None else score_threshold,
+            max_detections=self.max_detections if max_detections is None else int(max_detections))
 
 
 @dataclass
@@ -99,7 +128,7 @@ class TrainConfig:
     scheduler: str = "cosine"  # cosine | step
     milestones: list[float] = field(default_factory=lambda: [0.67, 0.89])  # fractions of epochs (step)
     gamma: float = 0.1
-    warmup_iters: int = 100
+    warmup_epochs: float = 1.0  # linear lr warmup before the schedule, in epochs; at most 10% of the run
     clip_grad_norm: float = 10.0  # 0 disables clipping
     amp: bool = True  # mixed precision, used only on CUDA
     eval_every: int = 1  # epochs; 0 disables evaluation during training
@@ -148,6 +177,7 @@ MOVED_KEYS = {
     "model.faster_rcnn.box_score_thresh": "model.postprocess.score_threshold",
     "model.faster_rcnn.box_nms_thresh": "model.postprocess.nms_iou",
     "model.faster_rcnn.detections_per_img": "model.postprocess.max_detections",
+    "train.warmup_iters": "train.warmup_epochs (warmup is counted in epochs, before the schedule)",
 }
 
 
@@ -342,6 +372,8 @@ def check_config(cfg: Config) -> None:
         raise UserError(f"config key 'data.multi_scale': expected [low, high] with 0 < low <= high, got {scales}")
     if not 0 <= cfg.train.ema < 1:
         raise UserError(f"config key 'train.ema' must be in [0, 1) (0: off, e.g. 0.9998), got {cfg.train.ema}")
+    if cfg.train.warmup_epochs < 0:
+        raise UserError(f"config key 'train.warmup_epochs' must be 0 (no warmup) or more, got {cfg.train.warmup_epochs}")
     if cfg.model.neck_levels < 0:
         raise UserError(f"config key 'model.neck_levels' must be 0 (the neck's default) or more, got {cfg.model.neck_levels}")
     check_trainer(cfg)

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
 from detection.engine.confusion import SCORE_THRESHOLD
 from detection.errors import UserError, cli_main
 
@@ -25,6 +26,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--confusion-score", type=float, default=SCORE_THRESHOLD, metavar="T",
                         help="score threshold of the confusion matrix and the drawn predictions "
                              f"(default {SCORE_THRESHOLD})")
+    parser.add_argument("--score-threshold", type=float, default=EVAL_SCORE_THRESHOLD, metavar="T",
+                        help="the model's score threshold while evaluating, below or above its checkpoint's "
+                             f"(default {EVAL_SCORE_THRESHOLD}: COCO AP counts low-scoring detections too)")
+    parser.add_argument("--max-detections", type=int, default=EVAL_MAX_DETECTIONS, metavar="N",
+                        help=f"the model's detections per image while evaluating (default {EVAL_MAX_DETECTIONS})")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     return parser.parse_args(argv)
@@ -37,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not 0 <= args.confusion_score <= 1:
         raise UserError(f"--confusion-score must be in 0..1, got {args.confusion_score}")
+    if not 0 <= args.score_threshold <= 1 or args.max_detections < 1:
+        raise UserError(f"--score-threshold must be in 0..1 and --max-detections at least 1, got "
+                        f"{args.score_threshold} and {args.max_detections}")
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
         raise UserError(f"--plots {args.plots}: not a folder")
     import torch
@@ -55,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.annotations}: categories {[c['name'] for c in dataset.categories]} differ from "
                         f"the checkpoint's {[c['name'] for c in state['categories']]}")
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate)
-    results = predict_loader(model, loader, state["categories"], device, progress=True)
+    results = predict_loader(model, loader, state["categories"], device, progress=True,
+                             score_threshold=args.score_threshold, max_detections=args.max_detections)
     found = evaluate_results(dataset.coco, results, args.images, args.plots, args.confusion_score)
     print(found.table, end="")
     print(found.per_class_table(), end="")

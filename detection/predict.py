@@ -17,6 +17,7 @@ import cv2
 from datasets.images import IMAGE_SUFFIXES, write_image
 from datasets.images import list_images as images_under
 from datasets.video import VIDEO_SUFFIXES, Mp4Writer, mp4_writer, open_video, video_fps, video_frames
+from detection.config import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD
 from detection.errors import UserError, cli_main
 
 
@@ -25,8 +26,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train")
     parser.add_argument("--source", required=True, help="an image, a folder of images, or a video file")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--score-threshold", type=float, default=0.3)
-    parser.add_argument("--max-detections", type=int, default=100)
+    parser.add_argument("--score-threshold", type=float, metavar="T",
+                        help="the model's score threshold for this run, below or above its checkpoint's (default: "
+                             f"the checkpoint's model.postprocess.score_threshold, {DEFAULT_SCORE_THRESHOLD} unless "
+                             "its config set another)")
+    parser.add_argument("--max-detections", type=int, metavar="N",
+                        help="detections per image, more or fewer than the checkpoint's (default: its "
+                             f"model.postprocess.max_detections, {DEFAULT_MAX_DETECTIONS} unless its config set "
+                             "another)")
     parser.add_argument("--annotations", help="COCO file whose image ids the results should carry")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -144,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     source = Path(args.source)
     if not source.exists():
         raise UserError(f"source not found: {source}")
-    if not 0 <= args.score_threshold <= 1:
+    if args.score_threshold is not None and not 0 <= args.score_threshold <= 1:
         raise UserError(f"--score-threshold must be in 0..1, got {args.score_threshold}")
-    if args.batch_size < 1 or args.max_detections < 1:
+    if args.batch_size < 1 or (args.max_detections is not None and args.max_detections < 1):
         raise UserError("--batch-size and --max-detections must be at least 1")
     from detection.predictor import Predictor
     from detection.utils.io import write_json

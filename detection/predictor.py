@@ -1,6 +1,7 @@
 """Predictor: a checkpoint turned into a callable on RGB images, used by predict, serve and tests.
 
-Images of any size are letterboxed, run as one batch, and answered in COCO [x, y, w, h] original pixels.
+Images of any size are letterboxed, run as one batch, and answered in COCO [x, y, w, h] original pixels; a call's
+score threshold and max detections are the model's post-processing for that call (the checkpoint's: the defaults).
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from detection.config import PostprocessConfig
 from detection.data.transforms import build_transform, letterbox_scale
 from detection.engine.checkpoint import build_from_checkpoint
 from detection.engine.inference import to_detections
@@ -43,18 +45,26 @@ class Predictor:
         out = self.transform(image=image, bboxes=np.zeros((0, 4), np.float32), labels=[])["image"]
         return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).float().div_(255)
 
+    @property
+    def postprocess_options(self) -> PostprocessConfig:
+        """The model's own post-processing (its checkpoint's model.postprocess): what a call that gives no
+        score_threshold or max_detections gets."""
+        return self.model.postprocess_options
+
     @torch.no_grad()
-    def predict(self, images: list[np.ndarray], score_threshold: float = 0.05,
-                max_detections: int = 100) -> list[list[dict]]:
-        """Detections per image, by score: {"bbox" [x, y, w, h], "score", "category_id", "category"}."""
+    def predict(self, images: list[np.ndarray], score_threshold: float | None = None,
+                max_detections: int | None = None) -> list[list[dict]]:
+        """Detections per image, by score: {"bbox" [x, y, w, h], "score", "category_id", "category"}.
+
+        score_threshold and max_detections are the model's post-processing for this call, higher or lower than
+        the checkpoint's own (model.postprocess), which applies where they are None."""
         if not images:
             return []
         batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
-        outputs = self.model(batch)
+        outputs = self.model(batch, score_threshold=score_threshold, max_detections=max_detections)
         answers = []
         for image, output in zip(images, outputs):
             height, width = image.shape[:2]
             scale = letterbox_scale(height, width, self.input_size)
-            answers.append(to_detections(output, scale, (height, width), self.categories,
-                                         score_threshold, max_detections))
+            answers.append(to_detections(output, scale, (height, width), self.categories))
         return answers

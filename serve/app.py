@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from detection.config import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, MAX_DETECTIONS_LIMIT
 from serve.decode import IMAGE_CONTENT_TYPES, DecodeLimits, ImageError, check_image, decode_image
 from serve.drawn import (ANSWER_HEADER, COUNT_HEADER, HEADER_LIMIT, OMITTED_HEADER, answer_headers, drawn_jpeg,
                          wants_jpeg)
@@ -119,8 +120,12 @@ DRAWN = {200: {
         OMITTED_HEADER: _header(f"drawn answers: why {ANSWER_HEADER} is left out (the JSON is too long)"),
         COUNT_HEADER: _header("drawn answers: the number of detections drawn")}}}
 
-ScoreThreshold = Query(0.05, ge=0.0, le=1.0, description="keep detections scoring at least this")
-MaxDetections = Query(100, ge=1, le=1000, description="at most this many detections per image")
+ScoreThreshold = Query(None, ge=0.0, le=1.0, description="the model's score threshold for this request, below or "
+                       "above its checkpoint's; left out: the checkpoint's model.postprocess.score_threshold "
+                       f"({DEFAULT_SCORE_THRESHOLD} unless its config set another)")
+MaxDetections = Query(None, ge=1, le=MAX_DETECTIONS_LIMIT, description="at most this many detections per image, more "
+                      "or fewer than the checkpoint's; left out: its model.postprocess.max_detections "
+                      f"({DEFAULT_MAX_DETECTIONS} unless its config set another)")
 ModelName = Query(None, description="model name (see GET /v1/models); the default model if left out")
 Draw = Query(False, description="answer with the image as JPEG, detections drawn (as Accept: image/jpeg does)")
 
@@ -235,8 +240,8 @@ class DetectIngress:
         except ImageError as exc:
             raise ApiError(exc.status, exc.error, f"{label}{exc.detail}") from None
 
-    async def run_model(self, name: str, handle: DeploymentHandle, data: bytes, score_threshold: float,
-                        max_detections: int, label: str = "") -> dict:
+    async def run_model(self, name: str, handle: DeploymentHandle, data: bytes, score_threshold: float | None,
+                        max_detections: int | None, label: str = "") -> dict:
         """One encoded image through the model's batch queue: {version, batch_size, width, height, detections
         (JSON text)}; 4xx for an image it cannot decode, 503 when no replica can take it."""
         out = await model_answer(name, lambda: handle.detect.remote(data, score_threshold, max_detections),
@@ -248,8 +253,8 @@ class DetectIngress:
 
     @api.post("/v1/detect", response_model=DetectResponse, responses={**ERRORS, **DRAWN},
               openapi_extra=DETECT_BODY)
-    async def detect(self, request: Request, score_threshold: float = ScoreThreshold,
-                     max_detections: int = MaxDetections, model: str | None = ModelName,
+    async def detect(self, request: Request, score_threshold: float | None = ScoreThreshold,
+                     max_detections: int | None = MaxDetections, model: str | None = ModelName,
                      draw: bool = Draw) -> Response:
         """Detect objects in one image sent as the raw body or as multipart field `image`; with draw=true or
         Accept: image/jpeg, answer with the image as JPEG, detections drawn, and the JSON in X-Detect-Answer."""
@@ -278,8 +283,8 @@ class DetectIngress:
         return Response(jpeg, media_type="image/jpeg", headers=answer_headers({**fields, "detections": detections}))
 
     @api.post("/v1/detect/batch", response_model=BatchResponse, responses=ERRORS, openapi_extra=BATCH_BODY)
-    async def detect_batch(self, request: Request, score_threshold: float = ScoreThreshold,
-                           max_detections: int = MaxDetections, model: str | None = ModelName) -> Response:
+    async def detect_batch(self, request: Request, score_threshold: float | None = ScoreThreshold,
+                           max_detections: int | None = MaxDetections, model: str | None = ModelName) -> Response:
         """Detect objects in several images sent as repeated multipart file fields `images`."""
         start = time.perf_counter()
         self.authorize(request)

@@ -75,7 +75,9 @@ class DetectClient:
 
     def detect(self, image: ImageInput, score_threshold: float | None = None, max_detections: int | None = None,
                model: str | None = None) -> dict:
-        """Detections on one image: {model, version, width, height, detections, time_ms, ...}."""
+        """Detections on one image: {model, version, width, height, detections, time_ms, ...}. score_threshold
+        and max_detections are the model's post-processing for this call, below or above its checkpoint's (None:
+        the checkpoint's, which GET /v1/models shows); so in every call of this client."""
         data, content_type, _ = encode_image(image)
         return self._call("POST", "/v1/detect", data=data, headers={"Content-Type": content_type},
                           params=self._params(score_threshold, max_detections, model))

@@ -68,8 +68,9 @@ class ModelServer:
         if "batch_wait_timeout_s" in config:
             self.batch_wait_timeout_s = self.batcher.wait_s = float(config["batch_wait_timeout_s"])
 
-    async def detect(self, data: bytes, score_threshold: float, max_detections: int) -> dict:
-        """Detections on one encoded image: {version, batch_size, width, height, detections (JSON text)}, or
+    async def detect(self, data: bytes, score_threshold: float | None, max_detections: int | None) -> dict:
+        """Detections on one encoded image, the model's post-processing run at the request's score_threshold and
+        max_detections (None: the checkpoint's): {version, batch_size, width, height, detections (JSON text)}, or
         {"error": {status, error, detail}} for an image that cannot be decoded. Decoding runs in a thread, beside
         the batch the model may be running."""
         try:
@@ -80,14 +81,17 @@ class ModelServer:
         return {**out, "width": image.shape[1], "height": image.shape[0],
                 "detections": json.dumps(out["detections"], separators=(",", ":"))}
 
-    async def infer(self, image: np.ndarray, score_threshold: float, max_detections: int) -> dict:
+    async def infer(self, image: np.ndarray, score_threshold: float | None, max_detections: int | None) -> dict:
         """Detections on one RGB uint8 image, run with whatever queued while the model was busy:
         {detections (list of dicts), batch_size, version}."""
-        detections, size = await self.batcher.submit((image, score_threshold, max_detections))
+        wanted = self.predictor.postprocess_options.with_call(score_threshold, max_detections)
+        detections, size = await self.batcher.submit((image, wanted.score_threshold, wanted.max_detections))
         return {"detections": detections, "batch_size": size, "version": str(self.predictor.version)}
 
     def run_batch(self, items: list[tuple[np.ndarray, float, int]]) -> list[list[dict]]:
-        """Run the model once on a batch of images (in the batcher's thread); each keeps its threshold and top-k."""
+        """Run the model once on a batch of images (in the batcher's thread), its post-processing at the lowest
+        threshold and the most detections any of them asked for; then each keeps its own. Exact: NMS keeps a box
+        whatever scores below it, and the best k of the best K > k are the best k."""
         images = [image for image, _, _ in items]
         threshold = min(t for _, t, _ in items)
         top_k = max(k for _, _, k in items)
@@ -101,11 +105,13 @@ class ModelServer:
         return await track_objects(data, plan, self.infer)
 
     def info(self) -> dict:
-        """Name, version, categories, input size, checkpoint metrics and batching settings."""
-        p = self.predictor
+        """Name, version, categories, input size, checkpoint metrics, default post-processing and batching."""
+        p, defaults = self.predictor, self.predictor.postprocess_options
         return {"name": self.name, "version": str(p.version),
                 "categories": [{"id": int(c["id"]), "name": str(c["name"])} for c in p.categories],
-                "input_size": int(p.input_size), "metrics": dict(p.metrics or {}), "device": str(p.device),
+                "input_size": int(p.input_size), "metrics": dict(p.metrics or {}),
+                "score_threshold": float(defaults.score_threshold), "max_detections": int(defaults.max_detections),
+                "device": str(p.device),
                 "max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s,
                 "torch_threads": torch.get_num_threads()}
 

@@ -62,6 +62,8 @@ class ModelInfo(BaseModel):
     categories: list[Category]
     input_size: int
     metrics: dict[str, float | int | str | None]
+    score_threshold: float = Field(..., description="what a request without score_threshold gets (the checkpoint's)")
+    max_detections: int = Field(..., description="what a request without max_detections gets (the checkpoint's)")
     device: str
     max_batch_size: int
     batch_wait_timeout_s: float

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--image", required=True)
     p.add_argument("--port", type=int, default=0, help="default: a free port")
-    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--score-threshold", type=float, metavar="T",
+                   help="sent with the request (default: none sent, so the model's own applies)")
     args = p.parse_args(argv)
     if not Path(args.image).is_file():
         raise UserError(f"--image: no file at {args.image}")

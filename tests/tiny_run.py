@@ -15,7 +15,7 @@ DEMO = ROOT / "configs" / "demo.yaml"
 FAST_64 = {"data.input_size": "64", "train.batch_size": "4", "model.faster_rcnn.anchor_sizes": "[8,16,32,64]",
            "model.faster_rcnn.rpn_pre_nms_top_n_train": "200", "model.faster_rcnn.rpn_post_nms_top_n_train": "100",
            "model.faster_rcnn.rpn_pre_nms_top_n_test": "100", "model.faster_rcnn.rpn_post_nms_top_n_test": "50",
-           "train.warmup_iters": "3"}
+           "train.warmup_epochs": "0"}
 
 
 def shapes_64(root: Path) -> Path:
@@ -28,7 +28,7 @@ def tiny_config(tmp: Path, data: Path, **overrides: str) -> Config:
     """configs/demo.yaml pointed at `data` (annotations.json + images/), writing into `tmp`, 1 epoch."""
     items = {
         "output_dir": str(tmp), "train.epochs": "1", "train.eval_every": "0", "train.max_minutes": "0",
-        "train.warmup_iters": "5", "train.log_every": "1",
+        "train.warmup_epochs": "0", "train.log_every": "1",
         "data.train.annotations": str(data / "annotations.json"), "data.train.images": str(data / "images"),
         "data.val.annotations": str(data / "annotations.json"), "data.val.images": str(data / "images"),
     }

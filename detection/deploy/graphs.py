@@ -1,5 +1,9 @@
 """What gets traced: a detector wrapped so its outputs are fixed-size tensors (padded.py), with example inputs,
 names and the axes left free. GRAPHS is the extension point for what is not a Detector (the SiamFC branches).
+
+A detector's graph takes the score threshold as an input (a 0-dim float32), so a call's threshold, higher or lower
+than the checkpoint's, is applied where PyTorch applies it (before NMS), and holds MAX_DETECTIONS_LIMIT detections
+per image (or the checkpoint's max_detections when higher): a runtime keeps a call's best max_detections of them.
 """
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from detection.config import MAX_DETECTIONS_LIMIT
 from detection.models.base import Detector
 from detection.registry import Registry
 
@@ -33,20 +38,28 @@ ExportGraph = Callable[[nn.Module, int], GraphSpec]  # (model in eval mode, batc
 GRAPHS: Registry[ExportGraph] = Registry("export graph")
 
 
+def graph_detections(model: Detector) -> int:
+    """D, the detections per image an exported graph holds: MAX_DETECTIONS_LIMIT, or the model's own when higher."""
+    return max(MAX_DETECTIONS_LIMIT, model.postprocess_options.max_detections)
+
+
 class DenseGraph(nn.Module):
-    """Single-shot families: images [N, 3, H, W] in 0..1 -> padded detections, for any N, H, W."""
+    """Single-shot families: images [N, 3, H, W] in 0..1 and the score threshold [] -> padded detections, for any
+    N, H, W."""
 
     def __init__(self, model: Detector) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return dense_padded(self.model.dense_outputs(images), self.model.postprocess_options)
+    def forward(self, images: torch.Tensor, score_threshold: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        opts = self.model.call_options(score_threshold, graph_detections(self.model))
+        return dense_padded(self.model.dense_outputs(images), opts)
 
 
 class ContractGraph(nn.Module):
-    """Any family through the contract's forward: images [B, 3, H, W] in 0..1 (and, for families that take them,
-    proposals [R, 5] rows (image index, x1, y1, x2, y2) in the S x S frame) -> padded detections.
+    """Any family through the contract's forward: images [B, 3, H, W] in 0..1, the score threshold [] (and, for
+    families that take them, proposals [R, 5] rows (image index, x1, y1, x2, y2) in the S x S frame) -> padded
+    detections.
 
     The families loop over images in Python, so B is fixed when traced; H, W and R stay free.
     """
@@ -55,10 +68,12 @@ class ContractGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, proposals: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    def forward(self, images: torch.Tensor, score_threshold: torch.Tensor,
+                proposals: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         given = None if proposals is None else split_rois(proposals, len(images))
-        outputs = self.model(images, None, given)
-        return packed(outputs, images[:, 0, 0, 0], self.model.postprocess_options.max_detections)
+        rows = graph_detections(self.model)
+        outputs = self.model(images, None, given, score_threshold=score_threshold, max_detections=rows)
+        return packed(outputs, images[:, 0, 0, 0], rows)
 
 
 def split_rois(rois: torch.Tensor, batch: int) -> list[torch.Tensor]:
@@ -79,16 +94,19 @@ def detector_graph(model: Detector, batch: int) -> GraphSpec:
     size, names = model.input_size, list(OUTPUT_NAMES)
     with torch.no_grad():
         dense = model.dense_outputs(torch.zeros(1, 3, size, size)) is not None
+    threshold = torch.tensor(0.0)  # traced at 0, so every stage has candidates; the input is free
     if dense:
         axes = {"images": {0: "batch", 2: "height", 3: "width"}, **{name: {0: "batch"} for name in names}}
-        example = (example_images(2, size),)  # two images, so no axis of size 1 gets special-cased
-        return GraphSpec(DenseGraph(model).eval(), example, ["images"], names, axes, None)
+        example = (example_images(2, size), threshold)  # two images, so no axis of size 1 gets special-cased
+        return GraphSpec(DenseGraph(model).eval(), example, ["images", "score_threshold"], names, axes, None)
     axes = {"images": {2: "height", 3: "width"}, **{name: {} for name in names}}
     if not model.takes_proposals:
-        return GraphSpec(ContractGraph(model).eval(), (example_images(batch, size),), ["images"], names, axes, batch)
+        return GraphSpec(ContractGraph(model).eval(), (example_images(batch, size), threshold),
+                         ["images", "score_threshold"], names, axes, batch)
     axes["proposals"] = {0: "rois"}
-    example = (example_images(batch, size), grid_rois(batch, size))
-    return GraphSpec(ContractGraph(model).eval(), example, ["images", "proposals"], names, axes, batch)
+    example = (example_images(batch, size), threshold, grid_rois(batch, size))
+    return GraphSpec(ContractGraph(model).eval(), example, ["images", "score_threshold", "proposals"], names, axes,
+                     batch)
 
 
 def example_images(batch: int, size: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from detection.errors import UserError
 from detection.proposals.base import ProposalConfig
 
 FORMAT = "detpipe-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a detector's graph takes the input score_threshold and holds MAX_DETECTIONS_LIMIT rows
 TAG, VERSION_TAG = "detpipe_format", "detpipe_format_version"
 
 
@@ -23,8 +23,10 @@ class ExportMetadata:
     family: str  # DETECTORS entry the graph came from
     input_size: int  # S: images are letterboxed to S x S, as in the checkpoint's config
     categories: list[dict]  # COCO categories; label i (1..K) is categories[i - 1]
-    postprocess: dict  # PostprocessConfig fields, applied inside the graph
-    inputs: list[str]  # ["images"], or ["images", "proposals"] for families that take proposals
+    postprocess: dict  # PostprocessConfig fields, applied inside the graph; score_threshold and max_detections are
+    # the defaults of a call that gives none (format 1 graphs have the threshold built in: a call can only raise it)
+    inputs: list[str]  # ["images", "score_threshold"], with "proposals" for families that take them (format 1:
+    # ["images"] or ["images", "proposals"])
     dynamic_axes: dict[str, dict[str, str]]  # input/output name -> {axis: name} of axes of any size
     batch: int | None = None  # the graph's fixed batch size; None when the batch axis is free
     proposals: dict | None = None  # ProposalConfig fields: how a runtime makes the proposals input

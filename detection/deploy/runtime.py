@@ -1,6 +1,7 @@
 """An exported graph run like a Detector in eval mode: images [N, 3, S, S] in 0..1 -> per-image detection dicts.
 
-Fixed-batch graphs take the batch in chunks; proposals are made as the PyTorch model makes them (its method).
+Fixed-batch graphs take the batch in chunks; proposals are made as the PyTorch model makes them (its method); a call's
+score threshold is the graph's input, its max_detections a cut of the graph's rows (graphs.py).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from detection.config import PostprocessConfig
 from detection.errors import UserError
 from detection.models.external_proposals import ProposalInput
 
@@ -29,28 +31,43 @@ class ExportedDetector:
         cfg = meta.proposal_config()
         self.proposal_input = ProposalInput(cfg) if cfg is not None else None
 
-    def __call__(self, images: torch.Tensor, targets=None, proposals: list[torch.Tensor] | None = None) -> list[dict]:
+    @property
+    def postprocess_options(self) -> PostprocessConfig:
+        """The checkpoint's post-processing: score threshold and max detections of a call that gives none."""
+        return self.meta.postprocess_config()
+
+    def __call__(self, images: torch.Tensor, targets=None, proposals: list[torch.Tensor] | None = None, *,
+                 score_threshold: float | None = None, max_detections: int | None = None) -> list[dict]:
         """images [N, 3, S, S] in 0..1 -> N dicts {"boxes", "scores", "labels"}; `proposals` as Detector takes
-        them (None: made by the model's proposal method)."""
+        them (None: made by the model's proposal method); score_threshold and max_detections as Detector takes
+        them (None: the checkpoint's)."""
+        opts = self.postprocess_options.with_call(score_threshold, max_detections)
         boxes = self.proposal_input(images, proposals, False) if self.proposal_input is not None else None
         step = self.meta.batch or max(1, len(images))
         results = []
         for start in range(0, len(images), step):
             chunk = images[start:start + step].detach().cpu().float()
-            results += self.run_chunk(chunk, None if boxes is None else boxes[start:start + step])
-        return results
+            results += self.run_chunk(chunk, None if boxes is None else boxes[start:start + step], opts.score_threshold)
+        return [best(result, opts) for result in results]
 
-    def run_chunk(self, images: torch.Tensor, boxes: list[torch.Tensor] | None) -> list[dict]:
+    def run_chunk(self, images: torch.Tensor, boxes: list[torch.Tensor] | None, score_threshold: float) -> list[dict]:
         """One graph call; a chunk short of a fixed batch is filled with copies of its last image."""
         real = len(images)
         if self.meta.batch and real < self.meta.batch:
             images = torch.cat([images, images[-1:].expand(self.meta.batch - real, -1, -1, -1)])
             boxes = None if boxes is None else boxes + [boxes[-1]] * (self.meta.batch - real)
-        inputs = [images.contiguous()]
+        given = {"images": images.contiguous(), "score_threshold": torch.tensor(score_threshold, dtype=torch.float32)}
         if boxes is not None:
-            inputs.append(torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b.cpu().float()], dim=1)
-                                     for i, b in enumerate(boxes)]))
-        return unpadded(*self.run(inputs))[:real]
+            given["proposals"] = torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b.cpu().float()], dim=1)
+                                            for i, b in enumerate(boxes)])
+        return unpadded(*self.run([given[name] for name in self.meta.inputs]))[:real]
+
+
+def best(detections: dict, opts: PostprocessConfig) -> dict:
+    """A graph's detections of one image (best first) at or above the call's threshold (a format 1 graph applied
+    its own), at most its max_detections."""
+    keep = detections["scores"] >= opts.score_threshold
+    return {key: value[keep][:opts.max_detections] for key, value in detections.items()}
 
 
 def load_onnx(path: str | Path, threads: int = 0, cuda: bool = False) -> ExportedDetector:

@@ -17,7 +17,8 @@ from detection.errors import UserError
 from detection.utils.io import read_torch_file
 
 FORMAT = "detpipe-checkpoint"
-FORMAT_VERSION = 2  # 2: the detector contract (model.neck, model.postprocess); older ones are upgraded on load
+FORMAT_VERSION = 3  # 2: the detector contract (model.neck, model.postprocess); 3: train.warmup_epochs. Older
+# ones are upgraded on load (detection.engine.migrate)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

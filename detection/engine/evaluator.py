@@ -1,6 +1,7 @@
 """COCO evaluation with pycocotools COCOeval: the 12 standard numbers by name.
 
-`coco_metrics` scores a results list; `evaluate` runs a model over a loader first.
+`coco_metrics` scores a results list; `evaluate` runs a model over a loader first, with evaluation's own
+post-processing values (detection.config EVAL_*), not the checkpoint's: COCO AP needs the low-scoring detections too.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
+from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
 from detection.engine.inference import to_detections
 
 METRIC_NAMES = [
@@ -63,15 +65,17 @@ def given_proposals(targets: list[dict], device: torch.device) -> list[torch.Ten
 
 @torch.no_grad()
 def predict_loader(model: torch.nn.Module, loader, categories: list[dict], device: torch.device,
-                   progress: bool = False) -> list[dict]:
-    """Run `model` over a CocoDetection loader -> COCO results with image_id (original pixels)."""
+                   progress: bool = False, score_threshold: float = EVAL_SCORE_THRESHOLD,
+                   max_detections: int = EVAL_MAX_DETECTIONS) -> list[dict]:
+    """Run `model` over a CocoDetection loader -> COCO results with image_id (original pixels), the model's
+    post-processing run at `score_threshold` and `max_detections` (evaluation's, not the checkpoint's)."""
     model.eval()
     results = []
     for images, targets in tqdm(loader, desc="eval", leave=False, disable=None if progress else True):
-        outputs = model(images.to(device), None, given_proposals(targets, device))
+        outputs = model(images.to(device), None, given_proposals(targets, device), score_threshold=score_threshold,
+                        max_detections=max_detections)
         for output, target in zip(outputs, targets):
-            for det in to_detections(output, target["scale"], target["orig_size"], categories,
-                                     max_detections=100):
+            for det in to_detections(output, target["scale"], target["orig_size"], categories):
                 results.append({"image_id": target["image_id"], "bbox": det["bbox"],
                                 "score": det["score"], "category_id": det["category_id"]})
     return results

@@ -8,14 +8,18 @@ import torch
 
 
 def to_detections(output: dict, scale: float, orig_size: tuple[int, int], categories: list[dict],
-                  score_threshold: float = 0.0, max_detections: int = 100) -> list[dict]:
+                  score_threshold: float | None = None, max_detections: int | None = None) -> list[dict]:
     """One image's {"boxes" xyxy, "scores", "labels" 1..K} -> [{"bbox" xywh, "score", "category_id", "category"}].
 
-    Boxes are divided by the letterbox `scale`, clipped to the original (h, w) and sorted by score.
+    Boxes are divided by the letterbox `scale`, clipped to the original (h, w) and sorted by score. The model's
+    post-processing chose them (with the call's score threshold and max detections); `score_threshold` and
+    `max_detections` only cut further (None: every one).
     """
     scores = output["scores"].detach().float().cpu()
     order = torch.argsort(scores, descending=True)
-    order = order[scores[order] >= score_threshold][:max_detections]
+    if score_threshold is not None:
+        order = order[scores[order] >= score_threshold]
+    order = order[:max_detections]
     boxes = output["boxes"].detach().float().cpu()[order] / scale
     height, width = orig_size
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)

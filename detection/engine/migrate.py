@@ -30,7 +30,17 @@ def v1_to_v2(state: dict) -> dict:
     return state
 
 
-STEPS: dict[int, Callable[[dict], dict]] = {1: v1_to_v2}
+def v2_to_v3(state: dict) -> dict:
+    """Format 2 -> 3: train.warmup_iters (a multiplier of the schedule, in steps) gave way to train.warmup_epochs
+    (before the schedule); the stored value is dropped, so a resumed run warms up by the default."""
+    state = copy.copy(state)
+    config = copy.deepcopy(state["config"])
+    config.get("train", {}).pop("warmup_iters", None)
+    state["config"] = config
+    return state
+
+
+STEPS: dict[int, Callable[[dict], dict]] = {1: v1_to_v2, 2: v2_to_v3}
 
 
 def upgrade(state: dict, to: int) -> dict:

@@ -19,6 +19,7 @@ from detection.data.epoch_seed import EpochSeeded, seed_worker_state
 from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from detection.engine.ema import build_ema
 from detection.engine.run_report import RunReport
+from detection.engine.schedule import lr_multiplier, warmup_steps
 from detection.errors import UserError
 from detection.tasks import build_task
 from detection.utils.device import resolve_device, seed_everything
@@ -113,14 +114,10 @@ class Trainer:
             self.load_state(self.out / "last.pt")
 
     def lr_factor(self, step: int) -> float:
-        """Multiplier of train.lr at iteration `step`: linear warmup, then cosine (to 1%) or steps."""
-        t = self.cfg.train
-        warm = min(1.0, 0.001 + step / t.warmup_iters) if t.warmup_iters > 0 else 1.0
-        total = max(1, self.epochs * self.iters_per_epoch)
-        if t.scheduler == "step":
-            return warm * t.gamma ** sum(step >= m * total for m in t.milestones)
-        progress = min(step, total) / total
-        return warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+        """Multiplier of train.lr at iteration `step` (detection.engine.schedule): warmup, then the schedule."""
+        t, total = self.cfg.train, self.epochs * self.iters_per_epoch
+        warmup = warmup_steps(t.warmup_epochs, self.iters_per_epoch, total)
+        return lr_multiplier(step, total, warmup, t.scheduler, t.gamma, t.milestones)
 
     def loader(self, dataset: Dataset, shuffle: bool, seed: int) -> DataLoader:
         return make_loader(dataset, self.cfg.train.batch_size, shuffle, seed, self.cfg.data.num_workers,

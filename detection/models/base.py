@@ -27,7 +27,7 @@ class DenseOutputs(NamedTuple):
 class Detector(nn.Module):
     """Base class of every detector family: one forward for training and inference.
 
-    forward(images, targets=None, proposals=None)
+    forward(images, targets=None, proposals=None, *, score_threshold=None, max_detections=None)
       images:    [N, 3, S, S] float in 0..1, letterboxed to `input_size` S (training with
                  data.multi_scale feeds other multiples of 32); not normalised (the family normalises
                  with its backbone's declared mean and std).
@@ -40,6 +40,9 @@ class Detector(nn.Module):
     eval mode  -> N dicts {"boxes": [D, 4] float xyxy in the S x S frame, "scores": [D] float in 0..1,
                   "labels": [D] int64 in 1..num_classes}, best score first, after `postprocess`
                   (score threshold, NMS, max detections). Label 0, background, is never emitted.
+    score_threshold, max_detections: eval mode, this call's post-processing values, higher or lower than the
+                  model's own (`postprocess_options`, model.postprocess), which apply where a call gives None.
+                  No part of a family (an RoI head included) cuts at a threshold of its own.
     """
 
     takes_proposals: bool = False
@@ -59,9 +62,16 @@ class Detector(nn.Module):
         """Images in 0..1 -> what the backbone expects: (images - mean) / std."""
         return (images - self.mean) / self.std
 
-    def postprocess(self, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> dict:
-        """One image's candidates (boxes [M, 4] xyxy, scores [M], labels [M] in 1..K) -> its detections."""
-        return postprocess(boxes, scores, labels, self.postprocess_options)
+    def call_options(self, score_threshold: float | None = None,
+                     max_detections: int | None = None) -> PostprocessConfig:
+        """The post-processing of one eval call: the model's own options with the call's values (None: its own)."""
+        return self.postprocess_options.with_call(score_threshold, max_detections)
+
+    def postprocess(self, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                    opts: PostprocessConfig | None = None) -> dict:
+        """One image's candidates (boxes [M, 4] xyxy, scores [M], labels [M] in 1..K) -> its detections, with the
+        call's options `opts` (`call_options`; None: the model's own)."""
+        return postprocess(boxes, scores, labels, opts or self.postprocess_options)
 
     def dense_outputs(self, images: torch.Tensor) -> DenseOutputs | None:
         """Eval mode, single-shot families: every anchor's candidates as batch tensors, which eval mode turns
@@ -69,18 +79,22 @@ class Detector(nn.Module):
         exporter uses it to give these families a graph of any batch size."""
         return None
 
-    def detect_dense(self, dense: DenseOutputs) -> list[dict]:
-        """Per image of a batch's `dense_outputs`: `dense_detections` (threshold, top-k, postprocess)."""
-        return [self.dense_detections(b, s, dense.top_k) for b, s in zip(dense.boxes, dense.scores)]
+    def detect_dense(self, dense: DenseOutputs, opts: PostprocessConfig | None = None) -> list[dict]:
+        """Per image of a batch's `dense_outputs`: `dense_detections` (threshold, top-k, postprocess) with the
+        call's options `opts` (None: the model's own)."""
+        opts = opts or self.postprocess_options
+        return [self.dense_detections(b, s, dense.top_k, opts) for b, s in zip(dense.boxes, dense.scores)]
 
-    def dense_detections(self, boxes: torch.Tensor, scores: torch.Tensor, top_k: int) -> dict:
+    def dense_detections(self, boxes: torch.Tensor, scores: torch.Tensor, top_k: int,
+                         opts: PostprocessConfig | None = None) -> dict:
         """One image's boxes [A, 4] xyxy with per-class scores [A, K] -> its detections: every (box, class)
         pair at or above the score threshold, the best `top_k` of them, then `postprocess`."""
+        opts = opts or self.postprocess_options
         flat = scores.flatten()
-        keep = torch.nonzero(flat >= self.postprocess_options.score_threshold).squeeze(1)
+        keep = torch.nonzero(flat >= opts.score_threshold).squeeze(1)
         keep = keep[flat[keep].topk(min(top_k, keep.numel())).indices]
         box, label = keep // self.num_classes, keep % self.num_classes + 1
-        return self.postprocess(boxes[box], flat[keep], label)
+        return self.postprocess(boxes[box], flat[keep], label, opts)
 
 
 def postprocess(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,

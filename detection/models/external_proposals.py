@@ -65,10 +65,12 @@ class ProposalDetector(Detector):
         raise NotImplementedError
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None,
-                proposals: list[torch.Tensor] | None = None):
+                proposals: list[torch.Tensor] | None = None, *, score_threshold: float | None = None,
+                max_detections: int | None = None):
         boxes = self.proposal_input(images, proposals, self.training)
         shapes = [tuple(images.shape[-2:])] * len(images)
-        detections, losses = self.roi_heads(self.features(images), boxes, shapes, targets if self.training else None)
         if self.training:
-            return losses
-        return [self.postprocess(d["boxes"], d["scores"], d["labels"]) for d in detections]
+            return self.roi_heads(self.features(images), boxes, shapes, targets)[1]
+        opts = self.call_options(score_threshold, max_detections)
+        detections, _ = self.roi_heads(self.features(images), boxes, shapes, None, opts.score_threshold)
+        return [self.postprocess(d["boxes"], d["scores"], d["labels"], opts) for d in detections]

@@ -48,8 +48,7 @@ class FastRCNN(ProposalDetector):
         self.roi_heads = box_roi_heads(
             pooler, head, options.representation_size, parts.num_classes,
             rois_per_image=options.rois_per_image, positive_fraction=options.positive_fraction,
-            fg_iou=options.fg_iou, bg_iou=options.bg_iou, top_n=options.proposals.top_n_test,
-            postprocess=parts.postprocess)
+            fg_iou=options.fg_iou, bg_iou=options.bg_iou, top_n=options.proposals.top_n_test)
         self.proposal_input = ProposalInput(options.proposals)
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

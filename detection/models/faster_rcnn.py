@@ -54,30 +54,33 @@ class FasterRCNN(Detector):
         roi_heads = box_roi_heads(
             roi_align(roi_maps, 7), TwoMLPHead(channels * 49, opts.representation_size), opts.representation_size,
             num_classes, rois_per_image=opts.box_batch_size_per_image, positive_fraction=0.25, fg_iou=0.5,
-            bg_iou=0.5, top_n=opts.rpn_post_nms_top_n_test, postprocess=postprocess)
+            bg_iou=0.5, top_n=opts.rpn_post_nms_top_n_test)
         transform = GeneralizedRCNNTransform(input_size, input_size, list(mean), list(std))
         # torchvision's FasterRCNN is exactly GeneralizedRCNN(backbone, rpn, roi_heads, transform); the
         # attribute name `model` and these parts keep the weight names of format-1 checkpoints
         self.model = GeneralizedRCNN(body, region_proposals(channels, len(shapes), opts), roi_heads, transform)
 
-    def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
+    def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None, *,
+                score_threshold: float | None = None, max_detections: int | None = None):
         if self.training:
             side = images.shape[-1]  # torchvision would resize to input_size; multi-scale batches keep their size
             self.model.transform.min_size, self.model.transform.max_size = (side,), side
             return self.model(list(images), targets)
-        return [self.postprocess(out["boxes"], out["scores"], out["labels"]) for out in self.detect(images)]
+        opts = self.call_options(score_threshold, max_detections)
+        return [self.postprocess(out["boxes"], out["scores"], out["labels"], opts)
+                for out in self.detect(images, opts.score_threshold)]
 
-    def detect(self, images: torch.Tensor) -> list[dict]:
+    def detect(self, images: torch.Tensor, score_threshold: float | torch.Tensor) -> list[dict]:
         """Eval: GeneralizedRCNN's inference without its resize and box rescale, which are identities here (the
         images are already the size they are run at). Without them the image size stays free in a traced graph.
-        """
+        Every box scoring >= score_threshold, before NMS."""
         model = self.model
         batch = model.transform.batch_images(list(model.transform.normalize(images)),
                                              size_divisible=model.transform.size_divisible)
         sizes = [(image.shape[-2], image.shape[-1]) for image in images]
         features = model.backbone(batch)
         boxes, _ = model.rpn(ImageList(batch, sizes), features)
-        detections, _ = model.roi_heads(features, boxes, sizes)
+        detections, _ = model.roi_heads(features, boxes, sizes, None, score_threshold)
         return detections
 
 

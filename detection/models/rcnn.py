@@ -98,8 +98,7 @@ class RCNN(ProposalDetector):
         self.roi_heads = box_roi_heads(
             WarpCrops(options.crop_size, options.context_padding), head, options.representation_size,
             parts.num_classes, rois_per_image=options.rois_per_image, positive_fraction=options.positive_fraction,
-            fg_iou=options.fg_iou, bg_iou=options.bg_iou, top_n=options.proposals.top_n_test,
-            postprocess=parts.postprocess)
+            fg_iou=options.fg_iou, bg_iou=options.bg_iou, top_n=options.proposals.top_n_test)
         self.proposal_input = ProposalInput(options.proposals)
 
     def features(self, images: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":

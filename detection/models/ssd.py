@@ -60,11 +60,13 @@ class SSD(Detector):
             self.head = SSDHead(channels, per_cell, num_classes + 1)
         self.set_normalization(mean, std)
 
-    def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
+    def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None, *,
+                score_threshold: float | None = None, max_detections: int | None = None):
         deltas, logits, anchors = self.head_outputs(images)
         if self.training:
             return self.loss(deltas, logits, anchors, targets)
-        return self.detect_dense(self.candidates(deltas, logits, anchors))
+        opts = self.call_options(score_threshold, max_detections)
+        return self.detect_dense(self.candidates(deltas, logits, anchors), opts)
 
     def head_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Box deltas [N, A, 4], class logits [N, A, K + 1] and the default boxes [A, 4] they refer to."""

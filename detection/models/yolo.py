@@ -72,11 +72,13 @@ class YOLO(Detector):
             bias[:, 4] = math.log(8 / (640 / stride) ** 2)
             bias[:, 5:] = math.log(0.6 / max(self.num_classes - 0.99, 0.01))
 
-    def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None):
+    def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None, *,
+                score_threshold: float | None = None, max_detections: int | None = None):
         preds = self.head_outputs(images)
         if self.training:
             return self.loss(preds, targets)
-        return self.detect_dense(self.candidates(preds))
+        opts = self.call_options(score_threshold, max_detections)
+        return self.detect_dense(self.candidates(preds), opts)
 
     def head_outputs(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Raw outputs per level, [N, A, H, W, 5 + K]."""

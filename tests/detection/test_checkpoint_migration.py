@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from detection.config import config_from_dict
 from detection.data import read_image
 from detection.engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from detection.engine.migrate import upgrade
@@ -29,7 +30,7 @@ def test_fixture_is_format_1():
 
 def test_upgrade_moves_the_keys_that_moved():
     state = load_checkpoint(FIXTURE / "best.pt")
-    assert state["format_version"] == FORMAT_VERSION == 2
+    assert state["format_version"] == FORMAT_VERSION == 3
     model = state["config"]["model"]
     assert model["neck"] == "fpn" and model["neck_channels"] == 16 and "fpn" not in model
     assert model["postprocess"] == {"score_threshold": 0.05, "nms_iou": 0.5, "max_detections": 50}
@@ -45,11 +46,20 @@ def test_upgrade_of_fpn_false_gives_no_neck_and_leaves_the_input_alone():
     assert upgrade(new, 2) == new  # current checkpoints pass through
 
 
+def test_upgrade_drops_warmup_iters_for_warmup_epochs():
+    """Format 2 counted warmup in iterations (train.warmup_iters); format 3 in epochs, before the schedule."""
+    old = {"format_version": 2, "config": {"model": {"name": "yolo"}, "train": {"warmup_iters": 200, "lr": 0.01}}}
+    new = upgrade(old, 3)
+    assert new["config"]["train"] == {"lr": 0.01} and new["format_version"] == 3
+    assert old["config"]["train"]["warmup_iters"] == 200
+    assert config_from_dict(new["config"]).train.warmup_epochs == 1.0
+
+
 def test_format_1_checkpoint_gives_the_same_detections():
     expected = json.loads((FIXTURE / "detections.json").read_text())
     predictor = Predictor.from_checkpoint(FIXTURE / "best.pt", device="cpu")
     images = [read_image(FIXTURE / "images" / name) for name in expected["images"]]
-    answers = predictor.predict(images, score_threshold=0.05, max_detections=100)
+    answers = predictor.predict(images)  # the checkpoint's own post-processing (0.05, 50), as when recorded
     assert [len(a) for a in answers] == [len(e) for e in expected["detections"]]
     assert sum(len(a) for a in answers) > 0
     for answer, want in zip(answers, expected["detections"]):

@@ -262,3 +262,16 @@ def test_every_shipped_config_loads(path: Path):
 
 def test_there_is_at_least_the_demo_config():
     assert DEMO in CONFIGS
+
+
+def test_demo_epochs_do_not_depend_on_a_time_cap():
+    """On a slower or busier machine `make demo` takes longer but trains the same schedule (no
+    train.max_minutes in configs/demo.yaml nor on the Makefile's train line)."""
+    assert load_config(DEMO).train.max_minutes == 0
+    demo_lines = (ROOT / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
+    assert "max_minutes" not in demo_lines and "configs/demo.yaml" in demo_lines
+
+
+def test_old_warmup_iters_key_says_where_it_went():
+    with pytest.raises(UserError, match="train.warmup_epochs"):
+        config_from_dict({"train": {"warmup_iters": 200}})

@@ -54,6 +54,11 @@ def run(model: Detector, images: torch.Tensor, targets=None):
     return model(images, targets, proposals_for(model, images))
 
 
+def run_with(model: Detector, images: torch.Tensor, **call):
+    """Eval mode with a call's post-processing values (score_threshold, max_detections)."""
+    return model(images, None, proposals_for(model, images), **call)
+
+
 @pytest.fixture(scope="module", params=list_detectors())
 def trained(request):
     """(config, model) after a few SGD steps, so eval mode gives real detections."""
@@ -149,3 +154,60 @@ def test_round_trip_through_checkpoint_and_predictor(trained, tmp_path):
             assert got["category_id"] == want["category_id"] and got["category"] == want["category"]
             assert got["score"] == pytest.approx(want["score"], abs=1e-4)
             assert got["bbox"] == pytest.approx(want["bbox"], abs=1e-2)
+
+
+def own_postprocess_checkpoint(cfg, model, path, score_threshold: float, max_detections: int):
+    """The trained model saved with its own (the checkpoint's) model.postprocess set to these values."""
+    record = cfg.to_dict()
+    record["model"]["postprocess"].update(score_threshold=score_threshold, max_detections=max_detections)
+    save_checkpoint(path, {"config": record, "model": model.state_dict(), "categories": CATEGORIES})
+    return Predictor.from_checkpoint(path, device="cpu")
+
+
+def test_a_call_goes_below_and_above_the_checkpoints_postprocessing(trained, tmp_path):
+    """The call's score_threshold and max_detections are the post-processing's: a call below the checkpoint's
+    threshold gets the lower-scoring boxes, one above its max detections gets more than that max."""
+    cfg, model = trained
+    images, _ = batch()
+    with torch.no_grad():
+        every = run_with(model, images, score_threshold=0.0, max_detections=1000)
+    scores = torch.cat([out["scores"] for out in every]).sort().values
+    assert len(scores) > 6 and scores[-1] - scores[0] > 1e-3, "the test needs detections of other scores to cut"
+    own = float(scores[0] + scores[-1]) / 2  # the checkpoint's own threshold, between its worst and best
+    predictor = own_postprocess_checkpoint(cfg, model, tmp_path / "model.pt", own, max_detections=2)
+    pixels = [np.ascontiguousarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for img in images]
+    default = predictor.predict(pixels)  # a call with no values: the checkpoint's
+    assert all(len(dets) <= 2 and all(d["score"] >= own - 1e-5 for d in dets) for dets in default)  # 5 decimals
+    lower = predictor.predict(pixels, score_threshold=0.0, max_detections=1000)
+    found = [d["score"] for dets in lower for d in dets]
+    assert max(len(dets) for dets in lower) > 2, "max_detections above the checkpoint's gives more"
+    assert min(found) < own - 1e-5 and len(found) > sum(len(dets) for dets in default)
+
+
+@pytest.mark.parametrize("low", [0.0, 0.02])
+def test_a_low_call_cut_afterwards_equals_the_higher_call(trained, low):
+    """What the service relies on to batch requests of other thresholds together: run at the lowest threshold and
+    the most detections, then cut each to its own, and each gets what it would alone."""
+    _, model = trained
+    images, _ = batch(seed=2)
+    with torch.no_grad():
+        wide = run_with(model, images, score_threshold=low, max_detections=500)
+        scores = torch.cat([out["scores"] for out in wide])
+        high = float(scores.median()) if len(scores) else 0.5
+        narrow = run_with(model, images, score_threshold=high, max_detections=3)
+    for w, n in zip(wide, narrow):
+        keep = w["scores"] >= high
+        assert torch.equal(w["labels"][keep][:3], n["labels"])
+        torch.testing.assert_close(w["boxes"][keep][:3], n["boxes"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(w["scores"][keep][:3], n["scores"], atol=1e-5, rtol=0)
+
+
+def test_call_values_out_of_range_are_user_errors(trained):
+    from detection.errors import UserError
+
+    _, model = trained
+    images, _ = batch()
+    with pytest.raises(UserError, match="score_threshold must be within 0..1"):
+        run_with(model, images, score_threshold=1.5)
+    with pytest.raises(UserError, match="max_detections must be at least 1"):
+        run_with(model, images, max_detections=0)

@@ -3,6 +3,7 @@ at other batch sizes and image sizes than it was traced with; the CLI, and its c
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from detection.config import config_from_dict
-from detection.deploy.check import compare, differences, sample_images
+from detection.deploy.check import compare, differences, sample_images, sample_proposals
 from detection.deploy.exporter import export_detector
 from detection.deploy.formats import quiet_tracing
 from detection.deploy.runtime import load_exported, load_onnx
@@ -79,9 +80,45 @@ def test_dynamic_axes_per_family(exported):
     assert meta.batch == (None if dense else TRACE_BATCH)
     assert meta.dynamic_axes["images"] == ({"0": "batch", "2": "height", "3": "width"} if dense
                                            else {"2": "height", "3": "width"})
-    assert meta.inputs == (["images", "proposals"] if model.takes_proposals else ["images"])
+    assert meta.inputs == ["images", "score_threshold"] + (["proposals"] if model.takes_proposals else [])
     assert (meta.family, meta.input_size, meta.categories) == (family, SIZE, CATEGORIES)
     assert meta.postprocess["score_threshold"] == 0.02 and meta.postprocess["max_detections"] == 30
+
+
+def test_exported_model_runs_at_the_calls_values(exported):
+    """A call's score threshold (the graph's input) and max detections (a cut of the graph's rows) reach the
+    exported model as they reach PyTorch's."""
+    family, fmt, model, runtime = exported
+    images = sample_images(2, SIZE, seed=11)
+    proposals = sample_proposals(model, images)
+    for call in ({"score_threshold": 0.0, "max_detections": 200}, {"score_threshold": 0.3, "max_detections": 3}):
+        with torch.no_grad():
+            want = model(images, None, proposals, **call)
+        report = differences(runtime(images, None, proposals, **call), want)
+        assert report["match"], (call, report)
+        assert report["detections"] > 60 or call["score_threshold"] > 0, "the test needs many detections"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_onnx_call_goes_below_the_checkpoints_threshold_and_above_its_max(family, tmp_path):
+    """The exported file's own post-processing (the checkpoint's) is only the default of a call."""
+    model = tiny_model(family)
+    images = sample_images(3, SIZE, seed=4)
+    proposals = sample_proposals(model, images)
+    with torch.no_grad():
+        every = model(images, None, proposals, score_threshold=0.0, max_detections=300)
+    scores = torch.cat([out["scores"] for out in every])
+    own = float(scores.min() + scores.max()) / 2  # the checkpoint's threshold: some detections score below it
+    model.postprocess_options = dataclasses.replace(model.postprocess_options, score_threshold=own, max_detections=5)
+    export_detector(model, family, CATEGORIES, "onnx", tmp_path / "m.onnx", batch=1)
+    runtime = load_onnx(tmp_path / "m.onnx", threads=1)
+    default = runtime(images, None, proposals)
+    assert all(len(out["scores"]) <= 5 and (out["scores"] >= own).all() for out in default)
+    assert compare(model, runtime, images)["match"]
+    got = runtime(images, None, proposals, score_threshold=0.0, max_detections=300)
+    assert differences(got, every)["match"]
+    assert max(len(out["scores"]) for out in got) > 5
+    assert float(torch.cat([out["scores"] for out in got]).min()) < own
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -139,7 +139,7 @@ def test_training_with_workers_and_a_ram_cache_resumes_exactly(tmp_path, data):
     """Two epochs with 2 persistent workers and cached images, against one epoch plus a resume (new workers)."""
     fast = {"data.input_size": "64", "train.batch_size": "4", "model.faster_rcnn.anchor_sizes": "[8,16,32,64]",
             "model.faster_rcnn.rpn_pre_nms_top_n_train": "100", "model.faster_rcnn.rpn_post_nms_top_n_train": "50",
-            "data.val.annotations": "", "train.warmup_iters": "3", "train.plots": "false",
+            "data.val.annotations": "", "train.warmup_epochs": "0", "train.plots": "false",
             "data.num_workers": "2", "data.cache_images": "ram", "data.augment.mosaic": "0.5",
             "train.scheduler": "step", "train.milestones": "[10.0]"}  # a schedule that ignores the planned length
     straight = Trainer(tiny_config(tmp_path / "a", data, **{**fast, "train.epochs": "2"}), progress=False)

@@ -125,7 +125,7 @@ def test_bad_trainer_settings_are_clear_errors(tiny_data, tmp_path):
 def test_a_worker_user_error_comes_back_as_that_error(tiny_data, tmp_path, ray_here, capsys):
     """A diverging loss on a worker stops the run with the trainer's own message and exit status 1 (the worker's
     traceback is in Ray's log lines above it; the driver's last word is the one-line error)."""
-    bad = {"train.lr": "1000000.0", "train.clip_grad_norm": "0", "train.warmup_iters": "0", "train.epochs": "3"}
+    bad = {"train.lr": "1000000.0", "train.clip_grad_norm": "0", "train.warmup_epochs": "0", "train.epochs": "3"}
     assert train_main([str(DEMO), *overrides(tmp_path / "nan", tiny_data, **bad), "--no-progress"]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: loss is") and "lower train.lr" in last

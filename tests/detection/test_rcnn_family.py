@@ -37,7 +37,7 @@ def config(name: str, data: Path, out: Path, **extra):
     items = {
         "output_dir": out, "device": "cpu", "data.num_workers": 0, "data.input_size": 128,
         "data.proposal_cache": out.parent / "proposal_cache", "train.batch_size": 3, "train.epochs": 1,
-        "train.warmup_iters": 0, "train.eval_every": 1, "train.plots": False, "train.log_every": 1,
+        "train.warmup_epochs": 0, "train.eval_every": 1, "train.plots": False, "train.log_every": 1,
         "data.train.annotations": data / "annotations.json", "data.train.images": data / "images",
         "data.val.annotations": data / "annotations.json", "data.val.images": data / "images",
     }

@@ -42,7 +42,7 @@ def shapes(tmp_path_factory):
 
 def reid_config(root, annotations, **overrides):
     items = {"output_dir": root / "run", "device": "cpu", "train.epochs": 3, "train.eval_every": 3,
-             "train.max_minutes": 0, "train.warmup_iters": 1, "train.log_every": 1, "train.lr": 0.003,
+             "train.max_minutes": 0, "train.warmup_epochs": 0, "train.log_every": 1, "train.lr": 0.003,
              "model.reid.objects_per_epoch": 64, "model.reid.crop_size": 32, "model.reid.val_objects": 16,
              "data.train.annotations": annotations, "data.train.images": annotations.parent / "images",
              "data.val.annotations": annotations, "data.val.images": annotations.parent / "images", **overrides}

@@ -43,7 +43,7 @@ def files_under(path: Path) -> list[Path]:
 def train_args(out: Path, data: Path, *extra: str) -> list[str]:
     return [str(DEMO), f"output_dir={out}", "train.epochs=1", "train.eval_every=0", "train.max_minutes=0",
             "data.input_size=64", "train.batch_size=4", "model.faster_rcnn.anchor_sizes=[8,16,32,64]",
-            "train.warmup_iters=2",
+            "train.warmup_epochs=0",
             f"data.train.annotations={data / 'annotations.json'}", f"data.train.images={data / 'images'}",
             f"data.val.annotations={data / 'annotations.json'}", f"data.val.images={data / 'images'}",
             *extra, "--no-progress"]

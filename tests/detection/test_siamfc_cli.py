@@ -26,7 +26,7 @@ def train_args(out: Path, data: Path, *extra: str) -> list[str]:
     """configs/siamfc_tiny.yaml on `data`: 16 pairs (2 steps) an epoch, one 10-frame validation sequence."""
     split = {"annotations": data / "annotations.json", "images": data / "images"}
     return [str(TINY), f"output_dir={out}", "train.epochs=1", "train.max_minutes=0", "train.eval_every=1",
-            "train.warmup_iters=2", "train.log_every=1", "device=cpu", "model.siamfc.pairs.pairs_per_epoch=16",
+            "train.warmup_epochs=0", "train.log_every=1", "device=cpu", "model.siamfc.pairs.pairs_per_epoch=16",
             "model.siamfc.val.sequences=1", "model.siamfc.val.frames=10", "model.siamfc.val.size=128",
             "model.siamfc.val.objects=2", *(f"data.{s}.{k}={v}" for s in ("train", "val") for k, v in split.items()),
             *extra, "--no-progress"]

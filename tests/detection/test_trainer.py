@@ -146,7 +146,7 @@ def test_nan_loss_stops_with_user_error(tmp_path, tiny_data):
 def test_huge_learning_rate_stops_with_user_error(tmp_path, tiny_data):
     """A real divergence, not a patched one: lr=1e6 without gradient clipping."""
     cfg = config(tmp_path / "lr", tiny_data, **{"train.epochs": "3", "train.lr": "1000000.0",
-                                                "train.clip_grad_norm": "0", "train.warmup_iters": "0"})
+                                                "train.clip_grad_norm": "0", "train.warmup_epochs": "0"})
     with pytest.raises(UserError, match="loss"):
         Trainer(cfg, progress=False).fit()
 

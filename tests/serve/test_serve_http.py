@@ -124,6 +124,21 @@ def test_answers_match_detection_predict(service, tiny_checkpoint, shapes_image,
     assert_same_detections(client["detections"], expected)
 
 
+def test_a_request_asks_the_model_for_more_than_the_checkpoints_postprocessing(service, image_bytes):
+    """score_threshold and max_detections are the model's post-processing for the request, not a cut of what the
+    checkpoint's model.postprocess (configs/demo.yaml: the default threshold, 50 detections) let through; left out,
+    the checkpoint's apply. Below the checkpoint's threshold: test_serve_postprocess.py (this one scores high)."""
+    from detection.config import DEFAULT_SCORE_THRESHOLD
+
+    info = {m["name"]: m for m in DetectClient(service).models()["models"]}["a"]
+    assert (info["score_threshold"], info["max_detections"]) == (DEFAULT_SCORE_THRESHOLD, 50)
+    default = post(service, image_bytes).json()["detections"]
+    assert 0 < len(default) <= 50 and all(d["score"] >= DEFAULT_SCORE_THRESHOLD for d in default)
+    more = post(service, image_bytes, score_threshold=0.001, max_detections=1000).json()["detections"]
+    assert len(more) > 50 and all(d["score"] >= 0.001 for d in more)
+    assert_same_detections(more[:len(default)], default)
+
+
 def drawn_request(url: str, data: bytes, how: str) -> requests.Response:
     """POST /v1/detect asking for the drawn answer by ?draw=true or by Accept: image/jpeg."""
     params = {"score_threshold": THRESHOLD, **({"draw": "true"} if how == "query" else {})}

@@ -73,6 +73,18 @@ def test_onnx_answers_as_the_pytorch_model(service, shapes_image):
     assert_same_detections(got["detections"], want["detections"])
 
 
+def test_onnx_request_asks_for_more_than_the_exported_postprocessing(service, shapes_image):
+    """The exported graph takes the request's score threshold as an input and holds up to 1000 detections an
+    image: a request past the checkpoint's max detections (50) gets what the PyTorch model gives."""
+    client = DetectClient(service)
+    want = client.detect(shapes_image, score_threshold=0.001, max_detections=1000, model="torch")["detections"]
+    got = client.detect(shapes_image, score_threshold=0.001, max_detections=1000, model="onnx")["detections"]
+    assert len(want) > 50
+    assert_same_detections(got, want)
+    models = {m["name"]: m for m in client.models()["models"]}
+    assert models["onnx"]["max_detections"] == models["torch"]["max_detections"] == 50
+
+
 def test_onnx_batch_of_other_sizes(service, shapes_image):
     """A batch through a fixed-batch graph (Faster R-CNN exports batch 1): images run one by one, same answers."""
     rgb = cv2.cvtColor(cv2.imread(str(shapes_image)), cv2.COLOR_BGR2RGB)
