@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 
-from datasets.coco import index_coco, load_coco
-from datasets.errors import UserError
+from datasets.core.coco import index_coco, load_coco
+from datasets.core.errors import UserError
 
 
 def letterboxed_sizes(data: dict, input_size: int, source: str = "input") -> np.ndarray:

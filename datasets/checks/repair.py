@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets.checks import check_ids, is_int, is_number, segmentation_area
-from datasets.coco import INFO, box_polygon
-from datasets.errors import UserError
-from datasets.images import image_size
+from datasets.checks.rules import check_ids, is_int, is_number, segmentation_area
+from datasets.core.coco import INFO, box_polygon
+from datasets.core.errors import UserError
+from datasets.core.images import image_size
 
 
 def repair_categories(categories: list, notes: list[str]) -> tuple[list[dict], dict]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pycocotools import mask as mask_utils
 
-from datasets.coco import segmentation_to_rle
+from datasets.core.coco import segmentation_to_rle
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.coco import check_not_input, index_coco, load_coco
-from datasets.errors import UserError
+from datasets.core.coco import check_not_input, index_coco, load_coco
+from datasets.core.errors import UserError
 
 SMALL, LARGE = 32**2, 96**2
 
@@ -70,7 +70,7 @@ def run(args) -> None:
     else:
         print_stats(stats)
     if args.plot:
-        from datasets.plot import FIGURE_SUFFIXES, plot_stats
+        from datasets.view.plot import FIGURE_SUFFIXES, plot_stats
 
         if Path(args.plot).suffix.lower() not in FIGURE_SUFFIXES:
             raise UserError(f"--plot {args.plot}: use a .png, .jpg, .pdf or .svg file name")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from pycocotools.coco import COCO
 
-from datasets.checks import Problem, check_ids, is_int, is_number, segmentation_area
-from datasets.coco import check_not_input, load_coco, save_coco
-from datasets.errors import UserError
-from datasets.images import image_size
-from datasets.repair import repair_coco
+from datasets.checks.repair import repair_coco
+from datasets.checks.rules import Problem, check_ids, is_int, is_number, segmentation_area
+from datasets.core.coco import check_not_input, load_coco, save_coco
+from datasets.core.errors import UserError
+from datasets.core.images import image_size
 
 TOLERANCE = 0.01
 

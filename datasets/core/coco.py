@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from datasets.atomic import write_json
-from datasets.errors import UserError
+from datasets.core.atomic import write_json
+from datasets.core.errors import UserError
 
 INFO = {"description": "made by python -m datasets", "version": "1.0"}
 

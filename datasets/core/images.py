@@ -1,4 +1,4 @@
-"""Image file helpers: read with clear errors, size from the header, atomic write, listing.
+"""Image files: the one reader (read_bgr / read_rgb, clear errors), size from the header, atomic write, listing.
 
 Sizes of PNG and JPEG files come from their headers, so checking a dataset stays fast. Importing this
 module sets OpenCV's log level to errors: GeoTIFF's private tags would print six warnings per read.
@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.atomic import write_bytes
-from datasets.errors import UserError
+from datasets.core.atomic import write_bytes
+from datasets.core.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -26,8 +26,8 @@ def quiet_opencv() -> None:
 quiet_opencv()
 
 
-def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """Decode an image file (BGR by default); UserError if missing or unreadable."""
+def _decode(path: str | os.PathLike, flags: int) -> np.ndarray:
+    """cv2.imdecode of the file's bytes with OpenCV `flags`; UserError naming the file if missing or unreadable."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: image file not found")
@@ -35,6 +35,19 @@ def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.nda
     if image is None:
         raise UserError(f"{path}: not a readable image")
     return image
+
+
+def read_bgr(path: str | os.PathLike, *, unchanged: bool = False) -> np.ndarray:
+    """An image file as uint8 [H, W, 3] in OpenCV's BGR order (what cv2 drawing and writing expect).
+
+    unchanged=True keeps what the file holds instead: grey [H, W], BGRA [H, W, 4], 16-bit depth.
+    """
+    return _decode(path, cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR)
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image file as uint8 [H, W, 3] in RGB order (what models, albumentations and matplotlib expect)."""
+    return cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, params: list[int] | None = None) -> None:
@@ -89,7 +102,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, expected an image file")
     if size is None:
-        height, width = read_image(path, cv2.IMREAD_UNCHANGED).shape[:2]
+        height, width = read_bgr(path, unchanged=True).shape[:2]
         size = (width, height)
     return size
 

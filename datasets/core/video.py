@@ -12,8 +12,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from datasets.atomic import atomic_path
-from datasets.errors import UserError
+from datasets.core.atomic import atomic_path
+from datasets.core.errors import UserError
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 

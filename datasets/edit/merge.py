@@ -5,8 +5,8 @@ Images with the same file_name are the same picture: their annotations are poole
 from __future__ import annotations
 
 
-from datasets.coco import check_not_input, index_coco, load_coco, new_coco, save_coco
-from datasets.errors import UserError
+from datasets.core.coco import check_not_input, index_coco, load_coco, new_coco, save_coco
+from datasets.core.errors import UserError
 
 
 def merge_categories(datasets: list[tuple[str, dict]]) -> tuple[list[dict], list[dict]]:

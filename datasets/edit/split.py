@@ -11,8 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from datasets.coco import check_not_input, index_coco, load_coco, new_coco, save_coco
-from datasets.errors import UserError
+from datasets.core.coco import check_not_input, index_coco, load_coco, new_coco, save_coco
+from datasets.core.errors import UserError
 
 
 def split_fractions(val: float, test: float) -> dict[str, float]:

@@ -10,10 +10,10 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from datasets.coco import (annotation_mask, check_not_input, encode_rle, index_coco, load_coco,
+from datasets.core.coco import (annotation_mask, check_not_input, encode_rle, index_coco, load_coco,
                            mask_to_annotation, new_coco, require_dir, round_box, save_coco)
-from datasets.errors import UserError
-from datasets.images import read_image, write_image
+from datasets.core.errors import UserError
+from datasets.core.images import read_bgr, write_image
 
 
 def tile_starts(length: int, size: int, stride: int) -> list[int]:
@@ -105,7 +105,7 @@ def tile_dataset(file: str | Path, images_dir: str | Path, size: int, overlap: f
         raise UserError(f"{images_dir / missing[0]}: image file not found ({len(missing)} missing)")
     new_images, new_anns = [], []
     for image_id, img in tqdm(images.items(), desc="tile", disable=None):
-        pixels = read_image(images_dir / img["file_name"], cv2.IMREAD_UNCHANGED)
+        pixels = read_bgr(images_dir / img["file_name"], unchanged=True)
         if pixels.shape[:2] != (img["height"], img["width"]):
             raise UserError(f"image {image_id} ({img['file_name']}): file size differs from the json (run validate)")
         rel = Path(img["file_name"])

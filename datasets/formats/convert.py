@@ -8,10 +8,10 @@ import importlib
 import os
 from pathlib import Path
 
-from datasets.coco import check_not_input, save_coco
-from datasets.convert_yolo import convert_root
-from datasets.errors import UserError
-from datasets.records import records_to_coco
+from datasets.core.coco import check_not_input, save_coco
+from datasets.core.errors import UserError
+from datasets.formats.records import records_to_coco
+from datasets.formats.yolo import convert_root
 
 FORMATS = ("voc", "yolo", "labelme", "csv")
 
@@ -19,7 +19,7 @@ FORMATS = ("voc", "yolo", "labelme", "csv")
 def convert_to_coco(fmt: str, src: str | os.PathLike, images: str | os.PathLike, classes: str | None = None,
                     **options) -> dict:
     """COCO dict from annotations in `fmt` at `src`, images under `images` (options: voc's `difficult`)."""
-    module = importlib.import_module(f"datasets.convert_{fmt}")
+    module = importlib.import_module(f"datasets.formats.{fmt}")
     records, names = module.convert(src, images, classes, **options)
     return records_to_coco(records, names)
 

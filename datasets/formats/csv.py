@@ -8,9 +8,9 @@ import csv
 import os
 from pathlib import Path
 
-from datasets.errors import UserError
-from datasets.images import image_size
-from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
+from datasets.core.errors import UserError
+from datasets.core.images import image_size
+from datasets.formats.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
 
 COLUMNS = ("file_name", "x1", "y1", "x2", "y2", "category")
 

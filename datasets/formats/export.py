@@ -7,10 +7,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from datasets import export_voc, export_yolo
-from datasets.coco import check_not_input, require_dir
-from datasets.errors import UserError
-from datasets.export_splits import ExportSplit, load_splits, parse_splits
+from datasets.core.coco import check_not_input, require_dir
+from datasets.core.errors import UserError
+from datasets.formats import export_voc, export_yolo
+from datasets.formats.export_splits import ExportSplit, load_splits, parse_splits
 
 
 def crowd_note(splits: list[ExportSplit], fmt: str) -> None:

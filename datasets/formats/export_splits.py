@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets.coco import index_coco, load_coco, require_dir
-from datasets.errors import UserError
+from datasets.core.coco import index_coco, load_coco, require_dir
+from datasets.core.errors import UserError
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import cv2
 
-from datasets.atomic import atomic_open, place_file, write_bytes, write_text
-from datasets.errors import UserError
-from datasets.export_splits import ExportSplit, warn_leftovers
-from datasets.images import read_image
+from datasets.core.atomic import atomic_open, place_file, write_bytes, write_text
+from datasets.core.errors import UserError
+from datasets.core.images import read_bgr
+from datasets.formats.export_splits import ExportSplit, warn_leftovers
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
@@ -63,7 +63,7 @@ def place_jpeg(src: Path, dst: Path, copy: bool) -> str:
     """JPEGImages/<id>.jpg: JPEG files linked (or copied), others re-encoded (quality 95)."""
     if src.suffix.lower() in JPEG_SUFFIXES:
         return "linked" if place_file(src, dst, copy) else "copied"
-    ok, data = cv2.imencode(".jpg", read_image(src), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ok, data = cv2.imencode(".jpg", read_bgr(src), [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise UserError(f"{src}: cannot encode as JPEG")
     write_bytes(dst, data.tobytes())

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets.atomic import place_file, write_text
-from datasets.export_splits import ExportSplit, class_names, warn_leftovers
-from datasets.segments import instance_polygon
-from datasets.yolo_layout import data_yaml_text, label_path
+from datasets.core.atomic import place_file, write_text
+from datasets.formats.export_splits import ExportSplit, class_names, warn_leftovers
+from datasets.formats.segments import instance_polygon
+from datasets.formats.yolo_layout import data_yaml_text, label_path
 
 
 def box_line(ann: dict, width: int, height: int) -> list[float]:

@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from datasets.errors import UserError
-from datasets.images import image_size
-from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
+from datasets.core.errors import UserError
+from datasets.core.images import image_size
+from datasets.formats.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
 
 
 def json_files(src: Path) -> list[Path]:

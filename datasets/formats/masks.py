@@ -13,9 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.coco import categories_from_names, check_not_input, mask_to_annotation, new_coco, require_dir, save_coco
-from datasets.errors import UserError
-from datasets.images import IMAGE_SUFFIXES, image_size, list_images, read_image
+from datasets.core.coco import (categories_from_names, check_not_input, mask_to_annotation, new_coco, require_dir,
+                                save_coco)
+from datasets.core.errors import UserError
+from datasets.core.images import IMAGE_SUFFIXES, image_size, list_images, read_bgr
 
 
 def read_mask_categories(path: str | os.PathLike | None) -> tuple[list[str] | None, dict]:
@@ -60,7 +61,7 @@ def match_mask(mask_path: Path, stems: dict[str, Path]) -> tuple[str, str | None
 
 def load_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
     """A mask file as a 2-D integer array the size of its image."""
-    mask = read_image(path, cv2.IMREAD_UNCHANGED)
+    mask = read_bgr(path, unchanged=True)
     if mask.ndim == 3:
         if not (mask[..., :3] == mask[..., :1]).all():
             raise UserError(f"{path}: colour mask; expected a single-channel (grey) mask")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from datasets.coco import box_polygon, categories_from_names, new_coco, polygon_area_bbox, round_box
-from datasets.errors import UserError
-from datasets.images import list_images
+from datasets.core.coco import box_polygon, categories_from_names, new_coco, polygon_area_bbox, round_box
+from datasets.core.errors import UserError
+from datasets.core.images import list_images
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datasets.coco import annotation_mask, mask_outlines
+from datasets.core.coco import annotation_mask, mask_outlines
 
 
 def join_outlines(outlines: list[np.ndarray]) -> np.ndarray:

@@ -9,9 +9,9 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from datasets.errors import UserError
-from datasets.images import image_size
-from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
+from datasets.core.errors import UserError
+from datasets.core.images import image_size
+from datasets.formats.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
 
 FLAGS = ("difficult", "truncated", "occluded")
 DIFFICULT_MODES = ("keep", "crowd", "skip")

@@ -13,10 +13,10 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from datasets.errors import UserError
-from datasets.images import image_size
-from datasets.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
-from datasets.yolo_layout import find_data_yaml, label_path, read_layout
+from datasets.core.errors import UserError
+from datasets.core.images import image_size
+from datasets.formats.records import ImageFinder, ImageRecord, ObjectRecord, read_class_names
+from datasets.formats.yolo_layout import find_data_yaml, label_path, read_layout
 
 CLASS_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")
 

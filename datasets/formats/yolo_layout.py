@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from datasets.errors import UserError
-from datasets.images import IMAGE_SUFFIXES, list_images
+from datasets.core.errors import UserError
+from datasets.core.images import IMAGE_SUFFIXES, list_images
 
 SPLITS = ("train", "val", "test")
 YAML_NAMES = ("data.yaml", "data.yml")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from datasets.sprites import Sprite
+from datasets.synthetic.sprites import Sprite
 
 
 @dataclass

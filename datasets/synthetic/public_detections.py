@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.errors import UserError
+from datasets.core.errors import UserError
 
 
 @dataclass

@@ -15,14 +15,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from datasets.atomic import write_json
-from datasets.compose import place, render_frame
-from datasets.errors import UserError
-from datasets.motion import Motion, crossing_pair, random_motion
-from datasets.public_detections import DetectionNoise, detection_lines, frame_detections
-from datasets.sprites import Sprite, SpriteSource, dataset_background, load_sprites
-from datasets.synth import make_background
-from datasets.video import mp4_writer
+from datasets.core.atomic import write_json
+from datasets.core.errors import UserError
+from datasets.core.video import mp4_writer
+from datasets.synthetic.compose import place, render_frame
+from datasets.synthetic.motion import Motion, crossing_pair, random_motion
+from datasets.synthetic.public_detections import DetectionNoise, detection_lines, frame_detections
+from datasets.synthetic.shapes import make_background
+from datasets.synthetic.sprites import Sprite, SpriteSource, dataset_background, load_sprites
 
 NOISE_STD = 2.0  # per-frame sensor noise, grey levels
 

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from datasets.coco import categories_from_names, encode_rle, mask_to_annotation, new_coco, save_coco
-from datasets.errors import UserError
-from datasets.images import write_image
+from datasets.core.coco import categories_from_names, encode_rle, mask_to_annotation, new_coco, save_coco
+from datasets.core.errors import UserError
+from datasets.core.images import write_image
 
 CATEGORY_NAMES = ("circle", "square", "triangle")
 

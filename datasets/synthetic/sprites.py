@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.coco import annotation_mask, index_coco, load_coco, require_dir
-from datasets.errors import UserError
-from datasets.images import read_image
+from datasets.core.coco import annotation_mask, index_coco, load_coco, require_dir
+from datasets.core.errors import UserError
+from datasets.core.images import read_bgr
 
 
 @dataclass
@@ -67,7 +67,7 @@ def load_sprites(file: str | os.PathLike, images_dir: str | os.PathLike, rng: np
     for index in rng.permutation(len(candidates))[: 4 * limit]:
         ann = candidates[int(index)]
         if ann["image_id"] not in cache:
-            cache[ann["image_id"]] = read_image(images_dir / images[ann["image_id"]]["file_name"])
+            cache[ann["image_id"]] = read_bgr(images_dir / images[ann["image_id"]]["file_name"])
         sprite = cut_sprite(cache[ann["image_id"]], ann)
         if sprite is not None:
             sprites.append(sprite)
@@ -93,7 +93,7 @@ def dataset_background(source: SpriteSource, rng: np.random.Generator, size: int
     """A random square of a random image of the dataset, objects painted out, resized to size x size and
     softened (BGR)."""
     image_id = list(source.images)[int(rng.integers(len(source.images)))]
-    image = read_image(source.images_dir / source.images[image_id]["file_name"])
+    image = read_bgr(source.images_dir / source.images[image_id]["file_name"])
     clean = painted_out(image, source.by_image[image_id])
     side = min(clean.shape[:2])
     top, left = (int(rng.integers(extent - side + 1)) for extent in clean.shape[:2])

@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.coco import annotation_mask, check_not_input, index_coco, load_coco, require_dir
-from datasets.errors import UserError
-from datasets.images import read_image, write_image
+from datasets.core.coco import annotation_mask, check_not_input, index_coco, load_coco, require_dir
+from datasets.core.errors import UserError
+from datasets.core.images import read_bgr, write_image
 
 PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
            (204, 121, 167), (255, 255, 255), (127, 60, 141), (17, 165, 121), (57, 105, 172), (242, 183, 1)]
@@ -139,7 +139,7 @@ def draw_dataset(file: str | Path, images_dir: str | Path, out: str | Path, limi
     written = []
     for image_id in sorted(images)[:limit]:
         img = images[image_id]
-        pixels = as_bgr(read_image(images_dir / img["file_name"], cv2.IMREAD_UNCHANGED))
+        pixels = as_bgr(read_bgr(images_dir / img["file_name"], unchanged=True))
         if pixels.shape[:2] != (img["height"], img["width"]):
             raise UserError(f"image {image_id} ({img['file_name']}): file size differs from the json (run validate)")
         target = (out / img["file_name"]).with_suffix("." + fmt)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.atomic import atomic_open
-from datasets.errors import UserError
+from datasets.core.atomic import atomic_open
+from datasets.core.errors import UserError
 
 
 def class_panel(ax, stats: dict) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detection.data import read_image
+from datasets.core.images import read_rgb
 from detection.engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from detection.engine.migrate import upgrade
 from detection.predictor import Predictor
@@ -48,7 +48,7 @@ def test_upgrade_of_fpn_false_gives_no_neck_and_leaves_the_input_alone():
 def test_format_1_checkpoint_gives_the_same_detections():
     expected = json.loads((FIXTURE / "detections.json").read_text())
     predictor = Predictor.from_checkpoint(FIXTURE / "best.pt", device="cpu")
-    images = [read_image(FIXTURE / "images" / name) for name in expected["images"]]
+    images = [read_rgb(FIXTURE / "images" / name) for name in expected["images"]]
     answers = predictor.predict(images, score_threshold=0.05, max_detections=100)
     assert [len(a) for a in answers] == [len(e) for e in expected["detections"]]
     assert sum(len(a) for a in answers) > 0
