@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.coco import load_coco, save_coco
-from datasets.convert import convert_to_coco
-from datasets.validate import validate_coco
+from datasets.checks.validate import validate_coco
+from datasets.core.coco import load_coco, save_coco
+from datasets.formats.convert import convert_to_coco
 
 
 def build_yolo_set(root: Path, num_images: int, size: int = 64, seed: int = 0) -> tuple[Path, Path]:

@@ -20,10 +20,10 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from datasets.anchors import config_line, kmeans_anchors, letterboxed_sizes  # noqa: E402
+from datasets.checks.anchors import config_line, kmeans_anchors, letterboxed_sizes  # noqa: E402
 from datasets.cli import main as datasets_main  # noqa: E402
-from datasets.coco import load_coco  # noqa: E402
-from datasets.synth import make_shapes  # noqa: E402
+from datasets.core.coco import load_coco  # noqa: E402
+from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.engine.trainer import Trainer  # noqa: E402
 from detection.models import build_detector  # noqa: E402

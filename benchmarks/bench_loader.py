@@ -23,11 +23,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from datasets.synth import make_shapes  # noqa: E402
+from datasets.core.images import read_rgb  # noqa: E402
+from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import Config, load_config  # noqa: E402
 from detection.data import collate  # noqa: E402
 from detection.data.epoch_seed import EpochSeeded  # noqa: E402
-from detection.data.image_cache import read_image  # noqa: E402
 from detection.engine.trainer import Trainer, make_loader, restart  # noqa: E402
 from detection.tasks import build_task  # noqa: E402
 from detection.utils.device import resolve_device  # noqa: E402
@@ -116,7 +116,7 @@ def stage_ms(cfg: Config, images: int) -> dict:
     items = [train[i] for i in range(len(paths))]
     batch = cfg.train.batch_size
     return {"read_file": per_image(lambda p: p.read_bytes(), paths),
-            "decode": per_image(read_image, paths),
+            "decode": per_image(read_rgb, paths),
             "augment": per_image(lambda d: train.transform(image=d[0], bboxes=d[1], labels=d[2]), decoded),
             "to_tensor": per_image(lambda im: torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
                                    .float().div_(255), augmented),

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.public_detections import DetectionNoise
-from datasets.sequences import make_sequences
-from datasets.synth import make_shapes
+from datasets.synthetic.public_detections import DetectionNoise
+from datasets.synthetic.sequences import make_sequences
+from datasets.synthetic.shapes import make_shapes
 from detection.tracking.boxes import xywh_to_xyxy, xyxy_to_xywh
 from detection.tracking.bytetrack import ByteTracker, ByteTrackOptions
 from detection.tracking.metrics import mot_metrics

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.proposals import ProposalConfig, build_proposer
 
 TOPS = (100, 500, 2000)

@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from datasets.synth import make_shapes  # noqa: E402
+from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.engine.distributed import fit_on_ray, start_ray  # noqa: E402
 from detection.engine.trainer import Trainer  # noqa: E402

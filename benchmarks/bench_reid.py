@@ -18,9 +18,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mot import as_rows, by_frame, joined  # noqa: E402
 
-from datasets.public_detections import DetectionNoise  # noqa: E402
-from datasets.sequences import make_sequences  # noqa: E402
-from datasets.synth import make_shapes  # noqa: E402
+from datasets.synthetic.public_detections import DetectionNoise  # noqa: E402
+from datasets.synthetic.sequences import make_sequences  # noqa: E402
+from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.engine.trainer import Trainer  # noqa: E402
 from detection.tracking.boxes import xyxy_to_xywh  # noqa: E402

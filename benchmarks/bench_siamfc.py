@@ -1,8 +1,9 @@
 """Benchmark of the SiamFC tracker: frames/s on this machine and OTB success AUC / precision@20 on synthetic sequences.
 
-Shapes sets (datasets.synth.make_shapes) for training and, apart, for test sequences (datasets.sequences: crossing
-targets with a same-class distractor). Trains configs/siamfc_tiny.yaml with the one trainer (or takes --checkpoint),
-then tracks every test sequence; the untrained network is the baseline. Prints one JSON line.
+Shapes sets (datasets.synthetic.shapes.make_shapes) for training and, apart, for test sequences
+(datasets.synthetic.sequences: crossing targets with a same-class distractor). Trains configs/siamfc_tiny.yaml
+with the one trainer (or takes --checkpoint), then tracks every test sequence; the untrained network is the
+baseline. Prints one JSON line.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from datasets.sequences import make_sequences
-from datasets.synth import make_shapes
+from datasets.synthetic.sequences import make_sequences
+from datasets.synthetic.shapes import make_shapes
 from detection.config import load_config
 from detection.engine.trainer import Trainer
 from detection.tracking.load import load_tracker

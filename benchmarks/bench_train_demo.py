@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from datasets.cli import main as datasets_main  # noqa: E402
-from datasets.synth import make_shapes  # noqa: E402
+from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.engine.trainer import Trainer  # noqa: E402
 

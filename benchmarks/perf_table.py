@@ -28,7 +28,7 @@ import bench_export  # noqa: E402
 import bench_families  # noqa: E402
 import bench_rcnn  # noqa: E402
 import bench_siamfc  # noqa: E402
-from datasets.atomic import atomic_path  # noqa: E402
+from datasets.core.atomic import atomic_path  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.deploy.check import sample_images  # noqa: E402
 from detection.deploy.runtime import load_onnx  # noqa: E402

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from datasets.errors import UserError, cli_main
+from datasets.core.errors import UserError, cli_main
 
 
 class Parser(argparse.ArgumentParser):
@@ -190,18 +190,18 @@ def add_sequences(sub) -> None:
 
 
 COMMANDS = {
-    "synth": ("datasets.synth", add_synth),
-    "from-masks": ("datasets.masks", add_from_masks),
-    "convert": ("datasets.convert", add_convert),
-    "export": ("datasets.export", add_export),
-    "validate": ("datasets.validate", add_validate),
-    "split": ("datasets.split", add_split),
-    "merge": ("datasets.merge", add_merge),
-    "tile": ("datasets.tile", add_tile),
-    "stats": ("datasets.stats", add_stats),
-    "draw": ("datasets.draw", add_draw),
-    "anchors": ("datasets.anchors", add_anchors),
-    "sequences": ("datasets.sequences", add_sequences),
+    "synth": ("datasets.synthetic.shapes", add_synth),
+    "from-masks": ("datasets.formats.masks", add_from_masks),
+    "convert": ("datasets.formats.convert", add_convert),
+    "export": ("datasets.formats.export", add_export),
+    "validate": ("datasets.checks.validate", add_validate),
+    "split": ("datasets.edit.split", add_split),
+    "merge": ("datasets.edit.merge", add_merge),
+    "tile": ("datasets.edit.tile", add_tile),
+    "stats": ("datasets.checks.stats", add_stats),
+    "draw": ("datasets.view.draw", add_draw),
+    "anchors": ("datasets.checks.anchors", add_anchors),
+    "sequences": ("datasets.synthetic.sequences", add_sequences),
 }
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from datasets.core.atomic import atomic_open
 from detection.errors import UserError
 from detection.registry import DETECTORS, TRACKERS
-from detection.utils.io import atomic_open
 
 
 @dataclass

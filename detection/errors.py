@@ -1,7 +1,7 @@
-"""The user-error type and CLI wrapper, re-exported from datasets.errors (the ground floor).
+"""The user-error type and CLI wrapper, re-exported from datasets.core.errors (the ground floor).
 
 Kept so scripts that import detection.errors keep working: these are the same objects.
 """
-from datasets.errors import UserError, cli_main
+from datasets.core.errors import UserError, cli_main
 
 __all__ = ["UserError", "cli_main"]

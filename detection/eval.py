@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from detection.engine.evaluator import predict_loader
     from detection.engine.report import PICTURES, evaluate_results
     from detection.utils.device import resolve_device
-    from detection.utils.io import write_json
+    from datasets.core.atomic import write_json
 
     device = resolve_device(args.device)
     model, cfg, state = build_from_checkpoint(args.checkpoint, device)

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from datasets.plot import FIGURE_SUFFIXES
+from datasets.view.plot import FIGURE_SUFFIXES
 from detection.errors import UserError, cli_main
 
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in args.runs:
         if not Path(run).is_dir():
             raise UserError(f"{run}: not a folder (pass a training run's output_dir)")
-    from datasets.plot import save_figure
+    from datasets.view.plot import save_figure
     from detection.viz.curves import curves_figure, read_curves
 
     runs = [read_curves(run, label) for run, label in zip(args.runs, labels_of(args.runs))]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import cv2
 
-from datasets.images import IMAGE_SUFFIXES, write_image
-from datasets.images import list_images as images_under
-from datasets.video import VIDEO_SUFFIXES, Mp4Writer, mp4_writer, open_video, video_fps, video_frames
+from datasets.core.images import IMAGE_SUFFIXES, write_image
+from datasets.core.images import list_images as images_under
+from datasets.core.video import VIDEO_SUFFIXES, Mp4Writer, mp4_writer, open_video, video_fps, video_frames
 from detection.config import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD
 from detection.errors import UserError, cli_main
 
@@ -88,14 +88,14 @@ def predict_images(predictor, files: list[Path], ids: list[int], source: Path,
                    args: argparse.Namespace) -> list[dict]:
     """Results for every image; drawn copies (OUT/<relative name>, same name and format as the image)
     appear only if every image succeeds."""
-    from detection.data import read_image
+    from datasets.core.images import read_rgb
 
     results = []
     staging = Path(tempfile.mkdtemp(prefix=".predict-", dir=args.out))
     try:
         for start in range(0, len(files), args.batch_size):
             chunk = files[start:start + args.batch_size]
-            images = [read_image(f) for f in chunk]
+            images = [read_rgb(f) for f in chunk]
             answers = predictor.predict(images, args.score_threshold, args.max_detections)
             for file, image_id, image, dets in zip(chunk, ids[start:], images, answers):
                 name = relative_name(file, source)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1 or (args.max_detections is not None and args.max_detections < 1):
         raise UserError("--batch-size and --max-detections must be at least 1")
     from detection.predictor import Predictor
-    from detection.utils.io import write_json
+    from datasets.core.atomic import write_json
 
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,9 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from datasets.atomic import write_text
-from datasets.images import read_image
-from datasets.video import VIDEO_SUFFIXES, mp4_writer, open_video, video_fps, video_frames
+from datasets.core.atomic import write_text
+from datasets.core.images import read_bgr
+from datasets.core.video import VIDEO_SUFFIXES, mp4_writer, open_video, video_fps, video_frames
 from detection.errors import UserError, cli_main
 from detection.predict import list_images
 from detection.track_sot import SotStats, parse_init, run_single
@@ -95,7 +95,7 @@ def open_source(source: Path, args: argparse.Namespace, stack: contextlib.ExitSt
         return FrameSource(video_frames(capture), count, args.fps or video_fps(capture), args.name or source.stem)
     files = list_images(source)
     named = source.parent if (source.parent / "seqinfo.ini").is_file() else source
-    return FrameSource((read_image(f) for f in files), len(files), folder_fps(source, args.fps),
+    return FrameSource((read_bgr(f) for f in files), len(files), folder_fps(source, args.fps),
                        args.name or named.resolve().name)
 
 

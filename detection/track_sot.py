@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from datasets.draw import put_label
+from datasets.view.draw import put_label
 from detection.errors import UserError
 
 BOX_COLOR = (0, 200, 255)  # BGR

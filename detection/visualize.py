@@ -31,7 +31,7 @@ def file_name(layer: str) -> str:
 
 
 def write_feature_grids(predictor, pixels, layers: list[str], channels: int, out: Path) -> list[Path]:
-    from datasets.plot import save_figure
+    from datasets.view.plot import save_figure
     from detection.inspect.activations import capture_maps, innermost_backbone
     from detection.viz.features import DPI, feature_grid_figure
 
@@ -45,7 +45,7 @@ def write_feature_grids(predictor, pixels, layers: list[str], channels: int, out
 
 
 def write_filters(predictor, out: Path) -> Path:
-    from datasets.plot import save_figure
+    from datasets.view.plot import save_figure
     from detection.inspect.activations import first_conv
     from detection.viz.features import DPI, filter_grid_figure
 
@@ -56,7 +56,7 @@ def write_filters(predictor, out: Path) -> Path:
 
 def write_saliency(predictor, pixels, visible: tuple[int, int], rank: int | None, out: Path) -> Path | None:
     """saliency.png for the `rank`-th best detection; None (and a note) when the default finds no detection."""
-    from datasets.plot import save_figure
+    from datasets.view.plot import save_figure
     from detection.inspect.saliency import explain
     from detection.viz.features import DPI, saliency_figure
 
@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.channels < 1:
         raise UserError(f"--channels must be at least 1, got {args.channels}")
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
-    from detection.data import read_image
+    from datasets.core.images import read_rgb
     from detection.data.transforms import letterbox_scale
     from detection.predictor import Predictor
 
-    image = read_image(args.image)
+    image = read_rgb(args.image)
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
     pixels = predictor.preprocess(image).to(predictor.device)
     scale = letterbox_scale(image.shape[0], image.shape[1], predictor.input_size)

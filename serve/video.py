@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.errors import UserError
-from datasets.video import open_video, video_fps, video_frames
+from datasets.core.errors import UserError
+from datasets.core.video import open_video, video_fps, video_frames
 
 VIDEO_CONTENT_TYPES = ("video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo",
                        "video/avi", "application/octet-stream")

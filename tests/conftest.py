@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from tiny_run import tiny_config
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]

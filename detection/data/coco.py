@@ -13,7 +13,7 @@ import torch
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from datasets.coco import load_coco as read_coco_json
+from datasets.core.coco import load_coco as read_coco_json
 from detection.data.image_cache import build_image_cache
 from detection.data.mosaic import mosaic
 from detection.data.proposals import split_off, with_proposals
@@ -22,7 +22,7 @@ from detection.errors import UserError
 
 
 def _check_fields(data: dict, path: Path) -> None:
-    """What training needs beyond datasets.coco.load_coco's checks: ids that resolve, 4-number boxes."""
+    """What training needs beyond datasets.core.coco.load_coco's checks: ids that resolve, 4-number boxes."""
     cat_ids = {c.get("id") for c in data["categories"]}
     image_ids = {im.get("id") for im in data["images"]}
     for im in data["images"]:

@@ -14,21 +14,14 @@ import secrets
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from datasets.images import image_size
-from datasets.images import read_image as read_bgr
+from datasets.core.images import image_size, read_rgb
 from detection.errors import UserError
 
 CACHE_KINDS = ("", "ram", "disk")
 RAM_FRACTION = 0.5  # data.cache_images=ram refuses to take more than this share of the available memory
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8 [H, W, 3]; UserError naming the file when unreadable."""
-    return cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB)
 
 
 def available_memory() -> int:
@@ -46,7 +39,7 @@ class NoCache:
     """Decode the file at every read (data.cache_images: "")."""
 
     def read(self, path: Path) -> np.ndarray:
-        return read_image(path)
+        return read_rgb(path)
 
 
 class RamCache:
@@ -60,7 +53,7 @@ class RamCache:
                             f"than {RAM_FRACTION:.0%} of the {free / 2**20:.0f} MB of memory available; use "
                             "data.cache_images=disk, or leave it empty")
         with ThreadPool(min(8, os.cpu_count() or 1)) as pool:
-            decoded = tqdm(pool.imap(read_image, paths), total=len(paths), desc="caching images (ram)",
+            decoded = tqdm(pool.imap(read_rgb, paths), total=len(paths), desc="caching images (ram)",
                            disable=None if progress else True, leave=False)
             self.images = {str(path): image for path, image in zip(paths, decoded)}
         for image in self.images.values():
@@ -69,7 +62,7 @@ class RamCache:
 
     def read(self, path: Path) -> np.ndarray:
         image = self.images.get(str(path))
-        return image if image is not None else read_image(path)
+        return image if image is not None else read_rgb(path)
 
 
 class DiskCache:
@@ -96,7 +89,7 @@ class DiskCache:
                 return image
         except (OSError, ValueError):  # not there yet, or torn by a crash: decode and write it again
             pass
-        image = read_image(path)
+        image = read_rgb(path)
         write_npy(entry, image)
         return image
 

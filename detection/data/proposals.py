@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.images import read_image
+from datasets.core.images import read_bgr
 
 from detection.proposals.base import ProposalConfig
 
@@ -21,7 +21,7 @@ def image_sizes(dataset) -> dict[str, tuple[int, int]]:
         if "height" in im and "width" in im:
             sizes[im["file_name"]] = (im["height"], im["width"])
         else:
-            sizes[im["file_name"]] = read_image(Path(dataset.images_dir) / im["file_name"]).shape[:2]
+            sizes[im["file_name"]] = read_bgr(Path(dataset.images_dir) / im["file_name"]).shape[:2]
     return sizes
 
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import torch
 
-from datasets.synth import SynthOptions, render_image
+from datasets.synthetic.shapes import SynthOptions, render_image
 from detection.models.base import Detector
 
 from detection.deploy.graphs import grid_rois, split_rois
@@ -19,7 +19,7 @@ TIE_TOLERANCE = 1e-6  # scores this close are a tie (float noise between runtime
 
 
 def sample_images(count: int, size: int, seed: int = 0) -> torch.Tensor:
-    """`count` synthetic shapes images (datasets.synth) of size x size, [count, 3, size, size] RGB in 0..1,
+    """`count` synthetic shapes images (datasets.synthetic.shapes) of size x size, [count, 3, size, size] RGB in 0..1,
     with a little pixel noise: on flat regions every window would look alike and score exactly the same, and
     two runtimes may break such ties (in NMS, in a top-k cut) differently."""
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from datasets.atomic import atomic_path
+from datasets.core.atomic import atomic_path
 from detection.errors import UserError
 
 from detection.deploy.graphs import GraphSpec

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from datasets.synth import SynthOptions, render_image
+from datasets.synthetic.shapes import SynthOptions, render_image
 from detection.errors import UserError
 from detection.tracking.crops import context_side, crop_square
 from detection.tracking.siamfc import SiamFCTracker

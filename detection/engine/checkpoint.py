@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from datasets.atomic import atomic_path
+from datasets.core.atomic import atomic_path
 from detection.config import Config, config_from_dict, family_of
 from detection.engine.migrate import upgrade
 from detection.errors import UserError

@@ -9,8 +9,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from datasets.images import read_image, write_image
-from datasets.plot import save_figure
+from datasets.core.images import read_bgr, write_image
+from datasets.view.plot import save_figure
 from detection.engine.confusion import IOU_THRESHOLD, SCORE_THRESHOLD, confusion_matrix, confusion_record
 from detection.engine.evaluator import metrics_of, run_cocoeval
 from detection.engine.per_class import per_class_ap, per_class_table, precision_at, rounded
@@ -92,5 +92,5 @@ def gallery_items(coco: COCO, results: list[dict], images_dir: Path) -> list[tup
         predicted = [{**r, "category": coco.cats[r["category_id"]]["name"]}
                      for r in results if r["image_id"] == image_id]
         predicted.sort(key=lambda r: -r["score"])
-        items.append((Path(info["file_name"]).name, read_image(images_dir / info["file_name"]), truth, predicted))
+        items.append((Path(info["file_name"]).name, read_bgr(images_dir / info["file_name"]), truth, predicted))
     return items

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from datasets.core.atomic import atomic_open
 from detection.config import Config, save_config
 from detection.data import collate
 from detection.data.epoch_seed import EpochSeeded, seed_worker_state
@@ -23,7 +24,6 @@ from detection.engine.schedule import lr_multiplier, warmup_steps
 from detection.errors import UserError
 from detection.tasks import build_task
 from detection.utils.device import resolve_device, seed_everything
-from detection.utils.io import atomic_open
 
 
 def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:

@@ -36,7 +36,7 @@ def class_count(args: argparse.Namespace) -> int:
             raise UserError(f"--num-classes must be at least 1, got {args.num_classes}")
         return args.num_classes
     if args.annotations:
-        from datasets.coco import load_coco
+        from datasets.core.coco import load_coco
 
         return max(1, len(load_coco(args.annotations)["categories"]))
     return COCO_CLASSES

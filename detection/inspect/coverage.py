@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from datasets.anchors import letterboxed_sizes
-from datasets.coco import load_coco
+from datasets.checks.anchors import letterboxed_sizes
+from datasets.core.coco import load_coco
 from detection.errors import UserError
 from detection.inspect.report import FeatureMap
 from detection.inspect.text import align, number

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from datasets.images import IMAGE_SUFFIXES, list_images
+from datasets.core.images import IMAGE_SUFFIXES, list_images
 from detection.errors import UserError, cli_main
 from detection.proposals.base import ProposalConfig, build_proposer
 from detection.proposals.cache import ProposalCache

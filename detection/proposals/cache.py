@@ -11,12 +11,11 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Iterable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from datasets.atomic import atomic_open
-from datasets.images import read_image
+from datasets.core.atomic import atomic_open
+from datasets.core.images import read_rgb
 from detection.errors import UserError
 from detection.proposals.base import Proposer, ProposalConfig, build_proposer, file_sha1
 
@@ -31,7 +30,7 @@ def compute(cfg: ProposalConfig, image_path: str | os.PathLike, target: str | os
     proposer = _PROPOSERS.get(cfg.key())
     if proposer is None:
         proposer = _PROPOSERS[cfg.key()] = build_proposer(cfg)
-    image = cv2.cvtColor(read_image(image_path), cv2.COLOR_BGR2RGB)
+    image = read_rgb(image_path)
     boxes = np.ascontiguousarray(proposer(image), np.float32).reshape(-1, 4)
     with atomic_open(target, "wb") as handle:
         np.save(handle, boxes, allow_pickle=False)

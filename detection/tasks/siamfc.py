@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from datasets.atomic import write_text
+from datasets.core.atomic import write_text
 from detection.config import Config, family_of
 from detection.data import load_coco
 from detection.errors import UserError
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 @dataclass
 class ValSequences:
     """The validation's sequences: a folder of them (data.val.sequences), or made from a COCO split into `cache`
-    when first needed (datasets.sequences, seeded: the same sequences for every evaluation and resume)."""
+    when first needed (datasets.synthetic.sequences, seeded: the same sequences for every evaluation and resume)."""
 
     folder: str = ""
     annotations: str = ""
@@ -43,7 +43,7 @@ class ValSequences:
                   "objects": self.options.objects}
         stamp = self.cache / "recipe.json"
         if not (stamp.is_file() and json.loads(stamp.read_text()) == recipe):
-            from datasets.sequences import make_sequences
+            from datasets.synthetic.sequences import make_sequences
 
             shutil.rmtree(self.cache, ignore_errors=True)  # made by another recipe
             make_sequences(self.annotations, self.images, self.cache, self.options.sequences, self.seed,

@@ -9,7 +9,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from datasets.draw import put_label
+from datasets.view.draw import put_label
 from detection.tracking.base import Track
 
 GOLDEN = 0.618033988749895

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from datasets.plot import pyplot, save_figure
+from datasets.view.plot import pyplot, save_figure
 from detection.errors import UserError
 from detection.tracking.boxes import centers, iou_matrix, xywh_to_xyxy
 from detection.tracking.hota import FramePairs, hota

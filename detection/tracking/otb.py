@@ -9,11 +9,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from datasets.images import list_images, read_image
+from datasets.core.images import list_images, read_rgb
 from detection.errors import UserError
 from detection.tracking.base import SingleObjectTracker
 from detection.tracking.boxes import xywh_to_xyxy, xyxy_to_xywh
@@ -34,7 +33,7 @@ class Sequence:
 
     def image(self, index: int) -> np.ndarray:
         """Frame `index` as RGB uint8 [H, W, 3]."""
-        return cv2.cvtColor(read_image(self.frames[index]), cv2.COLOR_BGR2RGB)
+        return read_rgb(self.frames[index])
 
 
 def read_sequence(folder: str | os.PathLike) -> Sequence:

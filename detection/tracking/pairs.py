@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datasets.images import read_image
+from datasets.core.images import read_rgb
 from detection.data import load_coco
 from detection.errors import UserError
 from detection.tracking.boxes import xywh_to_xyxy
@@ -103,7 +103,7 @@ class PairDataset(Dataset):
         return self.options.pairs.pairs_per_epoch or len(self.entries)
 
     def image(self, clip: int, frame: int) -> np.ndarray:
-        return cv2.cvtColor(read_image(self.clips[clip].frames[frame]), cv2.COLOR_BGR2RGB)
+        return read_rgb(self.clips[clip].frames[frame])
 
     def search_of(self, clip: int, frame: int) -> tuple[int, int, bool]:
         """(clip, frame) of the search crop's object and whether the pair is positive."""

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import albumentations as A
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datasets.images import read_image
+from datasets.core.images import read_rgb
 from detection.errors import UserError
 from detection.tracking.crops import crop_square
 from detection.tracking.pairs import Clip, to_tensor
@@ -45,10 +44,6 @@ class CropAugment:
         shift = self.rng.uniform(-opts.max_shift, opts.max_shift, 2)
         scale = 1 + self.rng.uniform(-opts.scale_jitter, opts.scale_jitter)
         return self.colour(image=object_crop(image, box, opts, shift, scale))["image"]
-
-
-def read_rgb(path) -> np.ndarray:
-    return cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)
 
 
 class CropDataset(Dataset):

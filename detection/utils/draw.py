@@ -9,7 +9,7 @@ import math
 import cv2
 import numpy as np
 
-from datasets.draw import MIN_SIDE, color_of, label_size, put_label
+from datasets.view.draw import MIN_SIDE, color_of, label_size, put_label
 
 
 def free_anchor(shape: tuple, text: str, p1: tuple, p2: tuple, taken: list) -> int | None:

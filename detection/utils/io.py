@@ -1,6 +1,6 @@
-"""Reading torch files as plain data; the atomic writers are re-exported from datasets.atomic.
+"""Reading torch files as plain data (torch.load with weights_only=True), with errors that name the file.
 
-Old imports of atomic_open, write_json, write_bytes keep working; new code imports datasets.atomic.
+The atomic writers live in datasets.core.atomic; import them from there.
 """
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from datasets.atomic import atomic_open, write_bytes, write_json
-from datasets.errors import UserError
-
-__all__ = ["atomic_open", "write_bytes", "write_json", "read_torch_file", "unpickler_reason"]
+from datasets.core.errors import UserError
 
 
 def read_torch_file(path: str | os.PathLike, what: str) -> Any:

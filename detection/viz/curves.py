@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets.plot import pyplot, save_figure
+from datasets.view.plot import pyplot, save_figure
 from detection.errors import UserError
 
 VAL_KEYS = ("bbox_mAP", "bbox_mAP_50", "success_auc", "precision_20")  # detectors, then the SiamFC tracker

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from datasets.plot import pyplot
+from datasets.view.plot import pyplot
 
 DPI = 100
 GRID_SIZE = (11.0, 11.5)  # inches: feature-map and filter grids are 1100 x 1150 px at DPI

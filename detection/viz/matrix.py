@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datasets.plot import pyplot
+from datasets.view.plot import pyplot
 
 MAX_ANNOTATED = 30  # above this many labels the cells are too small for numbers
 

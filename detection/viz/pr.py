@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datasets.plot import pyplot
+from datasets.view.plot import pyplot
 
 FIGSIZE = (9.0, 6.5)  # inches at 100 dpi: 900 x 650 pixels
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from pycocotools.coco import COCO
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from datasets.anchors import kmeans_anchors, letterboxed_sizes, shape_iou
+from datasets.checks.anchors import kmeans_anchors, letterboxed_sizes, shape_iou
 from datasets.cli import main
 
 

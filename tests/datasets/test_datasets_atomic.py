@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from datasets.atomic import atomic_open, atomic_path, place_file, write_bytes, write_json, write_text
+from datasets.core.atomic import atomic_open, atomic_path, place_file, write_bytes, write_json, write_text
 
 
 def write_opened(path):

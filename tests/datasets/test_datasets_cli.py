@@ -10,7 +10,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from datasets.cli import main
-from datasets.coco import annotation_mask
+from datasets.core.coco import annotation_mask
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,7 +117,7 @@ def test_draw_marks_objects(shapes, tmp_path):
 
 
 def test_tile_crops_masks_with_the_tile(tmp_path):
-    from datasets.synth import make_shapes
+    from datasets.synthetic.shapes import make_shapes
     path = make_shapes(tmp_path / "s", 4, seed=2, occlusion=True, crowd_fraction=1.0)
     assert main(["tile", str(path), "--images", str(tmp_path / "s/images"), "--size", "64", "--overlap", "0.5",
                  "--out", str(tmp_path / "t")]) == 0

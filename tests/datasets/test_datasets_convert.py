@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from datasets.cli import main
-from datasets.convert import convert_to_coco
+from datasets.formats.convert import convert_to_coco
 
 
 def boxes_by_image(data):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from datasets.cli import main
-from datasets.plot import count_bins
+from datasets.view.plot import count_bins
 
 
 @pytest.fixture

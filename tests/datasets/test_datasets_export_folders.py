@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from datasets.cli import main
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 
 
 @pytest.fixture

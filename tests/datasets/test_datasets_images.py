@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.errors import UserError
-from datasets.images import image_size
+from datasets.core.errors import UserError
+from datasets.core.images import image_size
 
 
 @pytest.mark.parametrize("name,params", [("a.png", []), ("b.jpg", []), ("c.jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
@@ -41,8 +41,8 @@ def tiff_with_private_tag(path, width: int = 4, height: int = 3) -> None:
 
 def test_tiff_private_tags_print_no_opencv_warning(tmp_path):
     tiff_with_private_tag(tmp_path / "geo.tif")
-    code = ("import sys; from datasets.images import image_size, read_image; "
-            "print(image_size(sys.argv[1]), read_image(sys.argv[1]).shape)")
+    code = ("import sys; from datasets.core.images import image_size, read_bgr; "
+            "print(image_size(sys.argv[1]), read_bgr(sys.argv[1]).shape)")
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "geo.tif")], capture_output=True, text=True,
                           cwd=root, timeout=120)

@@ -7,8 +7,8 @@ import pytest
 from pycocotools.coco import COCO
 
 from datasets.cli import main
-from datasets.coco import mask_to_annotation
-from datasets.masks import from_masks
+from datasets.core.coco import mask_to_annotation
+from datasets.formats.masks import from_masks
 
 
 def iou(a, b):

@@ -5,13 +5,13 @@ import cv2
 import numpy as np
 import pytest
 
+from datasets.checks.validate import validate_coco
 from datasets.cli import main
-from datasets.errors import UserError
-from datasets.merge import merge_coco
-from datasets.split import split_coco
-from datasets.synth import make_shapes
-from datasets.tile import tile_dataset
-from datasets.validate import validate_coco
+from datasets.core.errors import UserError
+from datasets.edit.merge import merge_coco
+from datasets.edit.split import split_coco
+from datasets.edit.tile import tile_dataset
+from datasets.synthetic.shapes import make_shapes
 
 
 def categories_in(part):

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 from pycocotools.coco import COCO
 
-from datasets.coco import annotation_mask
-from datasets.synth import make_shapes
+from datasets.core.coco import annotation_mask
+from datasets.synthetic.shapes import make_shapes
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,9 +16,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from datasets.cli import main
-from datasets.coco import annotation_mask, encode_rle, mask_to_annotation
-from datasets.segments import annotation_outlines, instance_polygon
-from datasets.synth import make_shapes
+from datasets.core.coco import annotation_mask, encode_rle, mask_to_annotation
+from datasets.formats.segments import annotation_outlines, instance_polygon
+from datasets.synthetic.shapes import make_shapes
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 

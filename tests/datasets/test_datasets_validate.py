@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from datasets.checks.repair import repair_coco
+from datasets.checks.validate import validate_coco
 from datasets.cli import main
-from datasets.repair import repair_coco
-from datasets.validate import validate_coco
 
 
 def first_ann(d):

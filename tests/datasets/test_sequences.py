@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from datasets.cli import main
-from datasets.sprites import cut_sprite, painted_out
-from datasets.synth import make_shapes
-from datasets.video import open_video, video_frames
+from datasets.core.video import open_video, video_frames
+from datasets.synthetic.shapes import make_shapes
+from datasets.synthetic.sprites import cut_sprite, painted_out
 
 FRAMES = 12
 

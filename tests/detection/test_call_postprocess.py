@@ -29,9 +29,9 @@ def with_own_postprocess(source: Path, target: Path, **postprocess) -> Path:
 def strict_checkpoint(tiny_checkpoint, shapes_image, tmp_path_factory):
     """(the tiny checkpoint with its own threshold between the worst and best score it gives `shapes_image` and
     max_detections 2, that threshold)."""
-    from detection.data import read_image
+    from datasets.core.images import read_rgb
 
-    every = Predictor.from_checkpoint(tiny_checkpoint, "cpu").predict([read_image(shapes_image)], 0.0, 1000)[0]
+    every = Predictor.from_checkpoint(tiny_checkpoint, "cpu").predict([read_rgb(shapes_image)], 0.0, 1000)[0]
     scores = [d["score"] for d in every]
     assert len(scores) > 4 and max(scores) - min(scores) > 1e-3, "the test needs detections of other scores"
     own = round((min(scores) + max(scores)) / 2, 4)

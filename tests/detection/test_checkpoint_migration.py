@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from datasets.core.images import read_rgb
 from detection.config import config_from_dict
-from detection.data import read_image
 from detection.engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from detection.engine.migrate import upgrade
 from detection.predictor import Predictor
@@ -58,7 +58,7 @@ def test_upgrade_drops_warmup_iters_for_warmup_epochs():
 def test_format_1_checkpoint_gives_the_same_detections():
     expected = json.loads((FIXTURE / "detections.json").read_text())
     predictor = Predictor.from_checkpoint(FIXTURE / "best.pt", device="cpu")
-    images = [read_image(FIXTURE / "images" / name) for name in expected["images"]]
+    images = [read_rgb(FIXTURE / "images" / name) for name in expected["images"]]
     answers = predictor.predict(images)  # the checkpoint's own post-processing (0.05, 50), as when recorded
     assert [len(a) for a in answers] == [len(e) for e in expected["detections"]]
     assert sum(len(a) for a in answers) > 0

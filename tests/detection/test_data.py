@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from datasets.core.images import read_rgb
 from detection.config import AugmentConfig
-from detection.data import CocoDetection, build_transform, collate, letterbox_scale, load_coco, read_image
+from detection.data import CocoDetection, build_transform, collate, letterbox_scale, load_coco
 from detection.errors import UserError
 
 # label -> RGB colour of that class's rectangles; the background is black
@@ -249,14 +250,14 @@ def test_unreadable_image_names_the_file(tmp_path):
     with pytest.raises(UserError, match="img2.png"):
         ds[2]
     with pytest.raises(UserError, match="img1.png"):
-        read_image(root / "images" / "img1.png")
+        read_rgb(root / "images" / "img1.png")
 
 
-def test_read_image_is_rgb(tmp_path):
+def test_read_rgb_gives_rgb(tmp_path):
     bgr = np.zeros((4, 5, 3), np.uint8)
     bgr[..., 0] = 200  # blue in OpenCV's order
     cv2.imwrite(str(tmp_path / "b.png"), bgr)
-    rgb = read_image(tmp_path / "b.png")
+    rgb = read_rgb(tmp_path / "b.png")
     assert rgb.shape == (4, 5, 3) and rgb.dtype == np.uint8
     assert (rgb[..., 2] == 200).all() and (rgb[..., 0] == 0).all()
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from pycocotools.cocoeval import COCOeval
 
-from detection.data import CocoDetection, build_transform, collate, load_coco, read_image
+from datasets.core.images import read_rgb
+from detection.data import CocoDetection, build_transform, collate, load_coco
 from detection.engine.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from detection.engine.evaluator import METRIC_NAMES, coco_metrics, evaluate, predict_loader
 from detection.engine.inference import to_detections
@@ -162,7 +163,7 @@ def test_evaluate_runs_model_over_loader(tiny_checkpoint, shapes_dir):
 
 def test_predictor_batched_equals_single_and_boxes_inside(tiny_checkpoint, shapes_dir):
     predictor = Predictor.from_checkpoint(tiny_checkpoint, device="cpu")
-    images = [read_image(p) for p in sorted((shapes_dir / "images").iterdir())[:2]]
+    images = [read_rgb(p) for p in sorted((shapes_dir / "images").iterdir())[:2]]
     wide = np.ascontiguousarray(np.concatenate([images[0], images[1]], axis=1))  # 128 x 256: other size
     assert predictor.predict([]) == []
     together = predictor.predict([images[0], wide, images[1]], score_threshold=0.0, max_detections=30)

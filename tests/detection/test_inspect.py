@@ -8,7 +8,7 @@ import pytest
 import torchvision
 from torch import nn
 
-from datasets.coco import save_coco
+from datasets.core.coco import save_coco
 from detection.backbones import Backbone, build_backbone, list_backbones
 from detection.config import config_from_dict
 from detection.engine.checkpoint import save_checkpoint

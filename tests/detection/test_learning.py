@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.engine.trainer import Trainer
 from tiny_run import tiny_config
 

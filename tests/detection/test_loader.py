@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import detection.data.image_cache as image_cache
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.config import AugmentConfig
 from detection.data import CocoDetection, build_transform
 from detection.data.epoch_seed import EpochSeeded
@@ -50,8 +50,8 @@ def assert_same_items(a: list, b: list) -> None:
 
 def count_decodes(monkeypatch) -> list:
     calls = []
-    decode = image_cache.read_image
-    monkeypatch.setattr(image_cache, "read_image", lambda path: calls.append(Path(path).name) or decode(path))
+    decode = image_cache.read_rgb
+    monkeypatch.setattr(image_cache, "read_rgb", lambda path: calls.append(Path(path).name) or decode(path))
     return calls
 
 
@@ -84,14 +84,14 @@ def test_disk_cache_is_reused_and_follows_changed_and_renamed_files(data, tmp_pa
     changed = cv2.imread(str(root / "images" / "000001.jpg"))
     cv2.imwrite(str(first), changed)  # new content (and mtime) under the same name
     os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))
-    assert np.array_equal(cache.read(first), image_cache.read_image(first))
+    assert np.array_equal(cache.read(first), image_cache.read_rgb(first))
     assert not np.array_equal(cache.read(first), image)
     renamed = first.rename(root / "images" / "moved.jpg")
-    assert np.array_equal(cache.read(renamed), image_cache.read_image(renamed))
+    assert np.array_equal(cache.read(renamed), image_cache.read_rgb(renamed))
     assert decodes.count("moved.jpg") == 2  # once by the cache, once by the check above
     entry = cache.entry(renamed)
     entry.write_bytes(b"torn")  # a crash mid-write elsewhere: decoded and written again
-    assert np.array_equal(cache.read(renamed), image_cache.read_image(renamed))
+    assert np.array_equal(cache.read(renamed), image_cache.read_rgb(renamed))
 
 
 def test_ram_cache_refuses_more_than_the_memory_allows(data, monkeypatch):

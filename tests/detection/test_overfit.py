@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.config import config_from_dict
 from detection.data import CocoDetection, build_transform, collate
 from detection.engine.evaluator import evaluate

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.errors import UserError
 from detection.proposals import PROPOSERS, ProposalConfig, build_proposer, list_proposers
 from detection.proposals.selective_search import rank

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.errors import UserError
 from detection.proposals import ProposalConfig, build_proposer
 from detection.proposals.cache import ProposalCache

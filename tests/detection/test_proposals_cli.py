@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.proposals.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]

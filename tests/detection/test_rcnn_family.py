@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.config import load_config
 from detection.data import CocoDetection, build_transform
 from detection.data.proposals import PROPOSAL

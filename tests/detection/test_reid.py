@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.sequences import make_sequences
-from datasets.synth import make_shapes
+from datasets.synthetic.sequences import make_sequences
+from datasets.synthetic.shapes import make_shapes
 from detection.config import load_config
 from detection.engine.checkpoint import build_from_checkpoint
 from detection.engine.trainer import Trainer

@@ -15,8 +15,8 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from datasets.draw import color_of
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
+from datasets.view.draw import color_of
 from detection.data import CocoDetection, build_transform, collate
 from detection.engine.checkpoint import build_from_checkpoint
 from detection.engine.confusion import confusion_matrix
@@ -204,7 +204,7 @@ def test_eval_cli_bad_picture_options(tmp_path, capsys, tiny_checkpoint, shapes_
 
 
 def test_labels_of_overlapping_boxes_do_not_cover_each_other():
-    from datasets.draw import label_size
+    from datasets.view.draw import label_size
     from detection.utils.draw import free_anchor
 
     taken: list = []

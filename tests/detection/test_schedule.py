@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from tiny_run import tiny_config
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.engine.schedule import WARMUP_CAP, lr_multiplier, warmup_steps
 from detection.engine.trainer import Trainer
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.engine.checkpoint import save_checkpoint
 from detection.eval import main as eval_main
 from detection.predict import main as predict_main

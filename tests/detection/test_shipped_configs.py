@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.config import load_config
 from detection.engine.trainer import Trainer
 from tiny_run import ROOT

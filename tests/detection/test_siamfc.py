@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.sequences import make_sequences
-from datasets.synth import make_shapes
+from datasets.synthetic.sequences import make_sequences
+from datasets.synthetic.shapes import make_shapes
 from detection.backbones import build_backbone
 from detection.config import config_from_dict
 from detection.errors import UserError

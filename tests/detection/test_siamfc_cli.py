@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.synth import make_shapes
+from datasets.synthetic.shapes import make_shapes
 from detection.config import load_config
 from detection.engine.checkpoint import save_checkpoint
 from detection.track import main as track_main

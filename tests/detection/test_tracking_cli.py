@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datasets.sequences import make_sequences
-from datasets.synth import make_shapes
-from datasets.video import open_video, video_frames
+from datasets.core.video import open_video, video_frames
+from datasets.synthetic.sequences import make_sequences
+from datasets.synthetic.shapes import make_shapes
 from detection.track import main
 from detection.tracking.metrics import mot_metrics
 from detection.tracking.mot_io import read_mot

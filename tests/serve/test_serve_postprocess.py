@@ -16,9 +16,9 @@ pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def picture(shapes_image):
-    from detection.data import read_image
+    from datasets.core.images import read_rgb
 
-    return read_image(shapes_image)
+    return read_rgb(shapes_image)
 
 
 @pytest.fixture(scope="module")

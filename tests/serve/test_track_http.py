@@ -9,7 +9,7 @@ import pytest
 import requests
 import torch
 
-from datasets.video import mp4_writer
+from datasets.core.video import mp4_writer
 from detection.config import config_from_dict
 from detection.engine.checkpoint import save_checkpoint
 from detection.track import main as track_main

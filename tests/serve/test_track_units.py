@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.video import mp4_writer
+from datasets.core.video import mp4_writer
 from detection.errors import UserError
 from serve.__main__ import options_from_args, parse_args
 from serve.launch import served_models
