@@ -1,4 +1,5 @@
-# Two commands for a newcomer: `make demo` (the main job end to end) and `make test` (the suite).
+# Two commands for a newcomer: `make demo` (the main job end to end) and `make test` (the suite, after the
+# import layers and the documentation's strict build).
 # Both create .venv and install the project into it when missing.
 PYTHON ?= python3
 VENV := .venv
@@ -40,6 +41,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir .site
 	$(PY) -m pytest tests -p no:cacheprovider --timeout 600
 
 bench: $(STAMP)

@@ -45,3 +45,12 @@ def test_quick_table_has_a_row_per_model_with_numbers(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert saved["rows"] == printed["rows"] == json.loads(json.dumps(summary["rows"]))
     assert saved["rows"][0]["cpu"]["match"] and saved["rows"][1]["cpu"]["match"]
+
+
+def test_hand_written_sections_after_the_keep_line_survive(tmp_path):
+    out = tmp_path / "README.md"
+    assert perf_table.kept_sections(out) == ""
+    out.write_text("# Performance table\n\nold table\n\n" + perf_table.KEEP + "\n\n## The demo\n\nfigures\n")
+    assert perf_table.kept_sections(out) == perf_table.KEEP + "\n\n## The demo\n\nfigures\n"
+    out.write_text("# Performance table\n\nno hand-written part\n")
+    assert perf_table.kept_sections(out) == ""
