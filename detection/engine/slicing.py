@@ -1,0 +1,176 @@
+"""Sliced inference for large images with small objects (as SAHI does): overlapping windows run through the
+model in batches, boxes moved to image pixels and merged across windows by class-wise NMS or greedy NMM."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torchvision.ops import batched_nms, box_area
+
+from datasets.core.errors import UserError
+
+MIN_SLICE = 32
+MERGES = ("nms", "nmm")
+
+
+class Predicts(Protocol):
+    """What slicing needs of a predictor (a checkpoint's or an ONNX graph's): detections per RGB image."""
+
+    def predict(self, images: list[np.ndarray], score_threshold: float | None = None,
+                max_detections: int | None = None) -> list[list[dict]]: ...
+
+
+@dataclass
+class SliceOptions:
+    """size: the window side in pixels (0: no slicing, the whole image at once); overlap: the fraction of a window
+    its neighbour shares; full: add one whole-image pass (catches objects larger than a window); merge: "nms"
+    (class-wise NMS) or "nmm" (greedy merge of same-class boxes whose intersection over the smaller box is at least
+    merge_threshold: one box for an object a window border cut); batch: windows per model call."""
+
+    size: int = 0
+    overlap: float = 0.2
+    full: bool = False
+    merge: str = "nms"
+    merge_threshold: float = 0.5
+    batch: int = 8
+
+    def check(self) -> "SliceOptions":
+        """These options, or a UserError naming the parameter that is out of range."""
+        if self.size and self.size < MIN_SLICE:
+            raise UserError(f"slice must be 0 (off) or at least {MIN_SLICE} pixels, got {self.size}")
+        if not 0 <= self.overlap < 0.9:
+            raise UserError(f"overlap must be in [0, 0.9), got {self.overlap}")
+        if self.merge not in MERGES:
+            raise UserError(f"merge must be one of {', '.join(MERGES)}, got {self.merge!r}")
+        if not 0 < self.merge_threshold <= 1:
+            raise UserError(f"merge threshold must be in (0, 1], got {self.merge_threshold}")
+        if self.batch < 1:
+            raise UserError(f"slice batch must be at least 1, got {self.batch}")
+        return self
+
+
+@dataclass
+class SliceTimes:
+    """Seconds spent in one sliced call: cutting windows, the model, and moving + merging boxes."""
+
+    cut: float = 0.0
+    model: float = 0.0
+    merge: float = 0.0
+    windows: int = 0
+
+
+def starts(length: int, size: int, overlap: float) -> list[int]:
+    """Window starts along one side: a step of size * (1 - overlap), the last window flush with the border."""
+    if size >= length:
+        return [0]
+    step = max(1, int(size * (1 - overlap)))
+    out = list(range(0, length - size, step))
+    return out + [length - size]
+
+
+def windows(width: int, height: int, size: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """(x1, y1, x2, y2) of every window, row by row; a side shorter than `size` is one window of that side."""
+    return [(x, y, min(x + size, width), min(y + size, height))
+            for y in starts(height, size, overlap) for x in starts(width, size, overlap)]
+
+
+def shifted(detections: list[dict], dx: int, dy: int) -> list[dict]:
+    """A window's detections moved into the whole image's pixels."""
+    return [{**d, "bbox": [d["bbox"][0] + dx, d["bbox"][1] + dy, d["bbox"][2], d["bbox"][3]]} for d in detections]
+
+
+def as_tensors(detections: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """COCO detections -> boxes [N, 4] xyxy, scores [N], category ids [N]."""
+    if not detections:
+        return torch.zeros((0, 4)), torch.zeros(0), torch.zeros(0, dtype=torch.int64)
+    xywh = torch.tensor([d["bbox"] for d in detections], dtype=torch.float32)
+    boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
+    scores = torch.tensor([d["score"] for d in detections], dtype=torch.float32)
+    return boxes, scores, torch.tensor([d["category_id"] for d in detections], dtype=torch.int64)
+
+
+def intersection_over_smaller(box: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """[M] intersection of one xyxy `box` with each of `others` [M, 4], over the smaller of the two areas."""
+    top_left = torch.maximum(box[:2], others[:, :2])
+    bottom_right = torch.minimum(box[2:], others[:, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=1)
+    smaller = torch.minimum(box_area(box[None]), box_area(others)).clamp(min=1e-6)
+    return inter / smaller
+
+
+def greedy_nmm(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+               threshold: float) -> tuple[torch.Tensor, list[int]]:
+    """SAHI's GREEDYNMM: best first, each box absorbs the lower-scoring boxes of its class that overlap it by
+    intersection over the smaller box >= threshold; returns the merged (union) boxes and the kept indices."""
+    order = torch.argsort(scores, descending=True)
+    taken = torch.zeros(len(scores), dtype=torch.bool)
+    merged, kept = [], []
+    for i in order.tolist():
+        if taken[i]:
+            continue
+        rest = (~taken) & (labels == labels[i])
+        rest[i] = False
+        idx = torch.nonzero(rest).squeeze(1)
+        group = idx[intersection_over_smaller(boxes[i], boxes[idx]) >= threshold] if len(idx) else idx
+        taken[group] = True
+        taken[i] = True
+        members = boxes[torch.cat([torch.tensor([i]), group])]
+        merged.append(torch.cat([members[:, :2].min(dim=0).values, members[:, 2:].max(dim=0).values]))
+        kept.append(i)
+    return (torch.stack(merged) if merged else boxes[:0]), kept
+
+
+def merge(detections: list[dict], options: SliceOptions, max_detections: int | None) -> list[dict]:
+    """Detections gathered from every window (image pixels) -> one set, by score, at most `max_detections`."""
+    boxes, scores, labels = as_tensors(detections)
+    if options.merge == "nms":
+        keep = batched_nms(boxes, scores, labels, options.merge_threshold).tolist()
+        out_boxes = boxes[keep]
+    else:
+        out_boxes, keep = greedy_nmm(boxes, scores, labels, options.merge_threshold)
+    out = []
+    for box, index in zip(out_boxes.tolist(), keep):
+        bbox = [round(box[0], 2), round(box[1], 2), round(box[2] - box[0], 2), round(box[3] - box[1], 2)]
+        out.append({**detections[index], "bbox": bbox})
+    out.sort(key=lambda d: -d["score"])
+    return out[:max_detections]
+
+
+def predict_sliced(predictor: Predicts, image: np.ndarray, options: SliceOptions,
+                   score_threshold: float | None = None, max_detections: int | None = None,
+                   times: SliceTimes | None = None) -> list[dict]:
+    """Detections on one RGB image [H, W, 3] from its windows (and the whole image with options.full), in the
+    image's COCO [x, y, w, h] pixels. `times`, when given, receives the seconds spent in each part."""
+    times = times if times is not None else SliceTimes()
+    start = time.perf_counter()
+    height, width = image.shape[:2]
+    boxes = windows(width, height, options.size, options.overlap)
+    crops = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
+    found: list[dict] = []
+    times.cut += time.perf_counter() - start
+    for first in range(0, len(crops), options.batch):
+        start = time.perf_counter()
+        answers = predictor.predict(crops[first:first + options.batch], score_threshold, max_detections)
+        times.model += time.perf_counter() - start
+        for (x1, y1, _, _), answer in zip(boxes[first:first + options.batch], answers):
+            found += shifted(answer, x1, y1)
+    if options.full and len(boxes) > 1:
+        start = time.perf_counter()
+        found += predictor.predict([image], score_threshold, max_detections)[0]
+        times.model += time.perf_counter() - start
+    start = time.perf_counter()
+    result = merge(found, options, max_detections) if len(boxes) > 1 else found[:max_detections]
+    times.merge += time.perf_counter() - start
+    times.windows += len(boxes)
+    return result
+
+
+def predict_images(predictor: Predicts, images: list[np.ndarray], options: SliceOptions | None,
+                   score_threshold: float | None = None, max_detections: int | None = None) -> list[list[dict]]:
+    """Detections per image: sliced when options.size is set, else the predictor's own whole-image batch."""
+    if options is None or not options.size:
+        return predictor.predict(images, score_threshold, max_detections)
+    return [predict_sliced(predictor, image, options, score_threshold, max_detections) for image in images]
