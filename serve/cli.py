@@ -1,6 +1,6 @@
-"""`python -m serve --checkpoint CKPT [NAME=CKPT ...] [--onnx [NAME=]FILE ...] [--tracker SIAMFC]`: serve over HTTP.
+"""`detpipe serve --checkpoint CKPT [NAME=CKPT ...] [--onnx [NAME=]FILE ...] [--tracker SIAMFC]`: serve over HTTP.
 
-Binds to 127.0.0.1:8000 unless told otherwise; Ctrl-C or SIGTERM shuts down cleanly.
+Binds to 127.0.0.1:8000 unless told otherwise; Ctrl-C or SIGTERM shuts down cleanly (`python -m serve` runs it too).
 """
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import signal
 import sys
 import time
 
-from detection.errors import UserError, cli_main
+from datasets.core.errors import UserError, cli_main
 
 from serve.options import NAME_RE, ServiceOptions
 from serve.supervise import in_child, supervise
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m serve", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, prog: str = "detpipe serve") -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH",
                    help="a checkpoint to serve; repeat for several models (name defaults to its run folder)")
     p.add_argument("--onnx", action="append", default=[], metavar="[NAME=]FILE",
@@ -88,9 +88,10 @@ def _interrupt(*_) -> None:
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "detpipe serve") -> int:
+    """Check the options, then run the service in a child process (serve.supervise) that runs this again."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     options = options_from_args(args)
     if not in_child():
         ServiceOptions.from_dict(options)  # a bad option or checkpoint is an error here, before any child starts
@@ -116,7 +117,3 @@ def main(argv: list[str] | None = None) -> int:
             print("shutting down", flush=True)
         launch.stop()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

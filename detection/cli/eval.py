@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint with COCOeval: python -m detection.eval --checkpoint CKPT --annotations FILE --images DIR.
+"""Evaluate a checkpoint with COCOeval: detpipe eval --checkpoint CKPT --annotations FILE --images DIR.
 
 Prints the COCO table and the per-class table; writes metrics, per-class AP and the confusion matrix (--out)
 and the pictures (--plots DIR: pr_curves.png, confusion_matrix.png, val_predictions.jpg).
@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from datasets.core.errors import UserError, cli_main
 from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
 from detection.engine.confusion import SCORE_THRESHOLD
-from detection.errors import UserError, cli_main
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.eval", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, prog: str = "detpipe eval") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train")
     parser.add_argument("--annotations", required=True, help="COCO annotations json with ground truth")
     parser.add_argument("--images", required=True, help="folder the annotations' file_names are in")
@@ -37,8 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "detpipe eval") -> int:
+    args = parse_args(argv, prog)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not 0 <= args.confusion_score <= 1:
@@ -48,25 +47,14 @@ def main(argv: list[str] | None = None) -> int:
                         f"{args.score_threshold} and {args.max_detections}")
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
         raise UserError(f"--plots {args.plots}: not a folder")
-    import torch
-
-    from detection.data import CocoDetection, build_transform, collate
-    from detection.engine.checkpoint import build_from_checkpoint
-    from detection.engine.evaluator import predict_loader
-    from detection.engine.report import PICTURES, evaluate_results
-    from detection.utils.device import resolve_device
     from datasets.core.atomic import write_json
+    from detection.engine.checkpoint import load_model
+    from detection.engine.report import PICTURES, evaluate_checkpoint
 
-    device = resolve_device(args.device)
-    model, cfg, state = build_from_checkpoint(args.checkpoint, device)
-    dataset = CocoDetection(args.annotations, args.images, build_transform(cfg.data.input_size, train=False))
-    if [c["id"] for c in dataset.categories] != [c["id"] for c in state["categories"]]:
-        raise UserError(f"{args.annotations}: categories {[c['name'] for c in dataset.categories]} differ from "
-                        f"the checkpoint's {[c['name'] for c in state['categories']]}")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate)
-    results = predict_loader(model, loader, state["categories"], device, progress=True,
-                             score_threshold=args.score_threshold, max_detections=args.max_detections)
-    found = evaluate_results(dataset.coco, results, args.images, args.plots, args.confusion_score)
+    loaded = load_model(args.checkpoint, args.device, expect="detector")
+    found = evaluate_checkpoint(loaded, args.annotations, args.images, batch_size=args.batch_size,
+                                score_threshold=args.score_threshold, max_detections=args.max_detections,
+                                plots=args.plots, confusion_score=args.confusion_score)
     print(found.table, end="")
     print(found.per_class_table(), end="")
     if args.out:
@@ -75,7 +63,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pictures: {', '.join(str(Path(args.plots) / name) for name in PICTURES)}")
     print(json.dumps({k: round(v, 5) for k, v in found.metrics.items()}))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
 """Export a checkpoint's detector, post-processing included, or a SiamFC tracker's two branches, to ONNX or
-TorchScript: python -m detection.export --checkpoint CKPT --format onnx|torchscript --out FILE [--batch-size B].
+TorchScript: detpipe export --checkpoint CKPT --format onnx|torchscript --out FILE [--batch-size B].
 
 The file carries categories, input size, family and post-processing settings; `python -m serve --onnx FILE`
 serves it. A SiamFC checkpoint gives FILE-template.EXT and FILE-search.EXT (detection.deploy.siamfc). After
@@ -8,14 +8,13 @@ writing, the export is run on a few images (crops) and compared with PyTorch (on
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from detection.errors import UserError, cli_main
+from datasets.core.errors import UserError, cli_main
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.export", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, prog: str = "detpipe export") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train (detector or siamfc)")
     parser.add_argument("--format", required=True, help="onnx | torchscript")
     parser.add_argument("--out", required=True, help="the file to write (.onnx, .pt); for siamfc, FILE-template.EXT "
@@ -62,21 +61,14 @@ def check(model, args: argparse.Namespace, meta) -> str:
     return summary
 
 
-def is_tracker(checkpoint: str) -> bool:
-    """Whether the checkpoint holds a SiamFC tracker (its config's model.name) rather than a detector."""
-    from detection.tracking.load import read_trained
-
-    return read_trained(checkpoint)[0].task == "siamfc"
-
-
-def export_tracker(args: argparse.Namespace) -> int:
+def export_tracker(loaded, args: argparse.Namespace) -> None:
     """The SiamFC branches to FILE-template.EXT and FILE-search.EXT, then checked on real crops."""
     import torch
 
     from detection.deploy.siamfc import export_siamfc_checkpoint
     from detection.deploy.siamfc_runtime import compare_siamfc, load_siamfc
 
-    net, written = export_siamfc_checkpoint(args.checkpoint, args.format, args.out, args.opset)
+    net, written = loaded.model, export_siamfc_checkpoint(loaded, args.format, args.out, args.opset)
     with torch.no_grad():
         features = ", ".join(map(str, net.embed(torch.zeros(1, 3, net.exemplar_size, net.exemplar_size)).shape[1:]))
     shapes = {"template": f"exemplars [B, 3, {net.exemplar_size}, {net.exemplar_size}] -> template [B, {features}]",
@@ -94,25 +86,29 @@ def export_tracker(args: argparse.Namespace) -> int:
         if not report["match"]:
             raise UserError(f"{args.out}: the exported branches disagree with PyTorch ({summary})")
         print(f"matches PyTorch: {summary}")
-    return 0
 
 
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    check_args(args)
-    if is_tracker(args.checkpoint):
-        return export_tracker(args)
+def export_detector(loaded, args: argparse.Namespace) -> None:
+    """The detector with its post-processing to --out, then compared with PyTorch on synthetic images."""
     from detection.deploy.exporter import export_checkpoint
 
-    model, meta = export_checkpoint(args.checkpoint, args.format, args.out, args.batch_size, args.opset)
+    meta = export_checkpoint(loaded, args.format, args.out, args.batch_size, args.opset)
     free = ", ".join(sorted({label for axes in meta.dynamic_axes.values() for label in axes.values()}))
     print(f"{meta.family} -> {args.out} ({args.format}, {Path(args.out).stat().st_size / 1e6:.1f} MB); inputs "
           f"{', '.join(meta.inputs)}; batch {meta.batch or 'any'}; free axes: {free}")
     if args.check_images:
-        print(f"matches PyTorch: {check(model, args, meta)}")
+        print(f"matches PyTorch: {check(loaded.model, args, meta)}")
+
+
+@cli_main
+def main(argv: list[str] | None = None, prog: str = "detpipe export") -> int:
+    args = parse_args(argv, prog)
+    check_args(args)
+    from detection.engine.checkpoint import load_model
+
+    loaded = load_model(args.checkpoint, "cpu", expect=("detector", "siamfc"))
+    if loaded.kind == "siamfc":
+        export_tracker(loaded, args)
+    else:
+        export_detector(loaded, args)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

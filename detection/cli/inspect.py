@@ -1,4 +1,4 @@
-"""See inside a model: python -m detection.inspect --config CFG | --checkpoint CKPT | --backbone NAME [--input 3xHxW].
+"""See inside a model: detpipe inspect --config CFG | --checkpoint CKPT | --backbone NAME [--input 3xHxW].
 
 Every layer's output shape, parameters, multiply-adds, window and receptive field; the feature maps; with
 --annotations, whether the maps see the dataset's boxes and their anchors; --json for one JSON object.
@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from detection.errors import UserError, cli_main
+from datasets.core.errors import UserError, cli_main
 
 COCO_CLASSES = 80
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.inspect", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, prog: str = "detpipe inspect") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="a YAML config: its detector, built without pretrained weights")
     source.add_argument("--checkpoint", help="a .pt written by detection.train")
@@ -54,7 +53,7 @@ def subject_of(args: argparse.Namespace):
 
 def inspect_subject(subject, shape: tuple[int, int, int], text: str):
     """Run the inspection; a model that cannot take this input size is the user's choice of --input."""
-    from detection.inspect import inspect_model
+    from detection.inspect.layers import inspect_model
 
     try:
         return inspect_model(subject.model, shape)
@@ -64,8 +63,8 @@ def inspect_subject(subject, shape: tuple[int, int, int], text: str):
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "detpipe inspect") -> int:
+    args = parse_args(argv, prog)
     from detection.inspect.build import parse_input
 
     shape = parse_input(args.input) if args.input else None
@@ -90,6 +89,3 @@ def main(argv: list[str] | None = None) -> int:
         print(render(report, f"{subject.title}, input {'x'.join(map(str, shape))}"))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

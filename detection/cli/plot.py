@@ -1,19 +1,18 @@
-"""Compare training runs on one figure: python -m detection.plot RUN_DIR [RUN_DIR ...] --out FILE.png.
+"""Compare training runs on one figure: detpipe plot RUN_DIR [RUN_DIR ...] --out FILE.png.
 
 Each run's losses, learning rate and val mAP against epoch, read from its metrics.jsonl, one colour per run.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from datasets.core.errors import UserError, cli_main
 from datasets.view.plot import FIGURE_SUFFIXES
-from detection.errors import UserError, cli_main
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.plot", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, prog: str = "detpipe plot") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output_dir of a training run")
     parser.add_argument("--out", required=True, help=f"figure to write ({', '.join(FIGURE_SUFFIXES)})")
     return parser.parse_args(argv)
@@ -26,8 +25,8 @@ def labels_of(runs: list[str]) -> list[str]:
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "detpipe plot") -> int:
+    args = parse_args(argv, prog)
     if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
         raise UserError(f"--out {args.out}: use a file name ending in {', '.join(FIGURE_SUFFIXES)}")
     for run in args.runs:
@@ -42,6 +41,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Region proposals for an image or a folder of images: python -m detection.proposals --source IMAGE|DIR
+"""Region proposals for an image or a folder of images: detpipe proposals --source IMAGE|DIR
 --method selective_search|sliding_window|rpn [--mode fast] [--max N] [--checkpoint CKPT] --out FILE.
 
 Writes FILE as JSON {file_name: [[x, y, w, h], ...]} (best first; names relative to DIR) and prints the speed.
@@ -6,21 +6,20 @@ Writes FILE as JSON {file_name: [[x, y, w, h], ...]} (best first; names relative
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from datasets.core.errors import UserError, cli_main
 from datasets.core.images import IMAGE_SUFFIXES, list_images
-from detection.errors import UserError, cli_main
 from detection.proposals.base import ProposalConfig, build_proposer
 from detection.proposals.cache import ProposalCache
 from detection.proposals.files import write_proposals
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str = "detpipe proposals") -> argparse.Namespace:
     defaults = ProposalConfig()
-    parser = argparse.ArgumentParser(prog="python -m detection.proposals", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True, help="an image or a folder of images (searched recursively)")
     parser.add_argument("--out", required=True, help="the JSON file to write")
     parser.add_argument("--method", default=defaults.method, help="selective_search | sliding_window | rpn")
@@ -72,8 +71,8 @@ def propose_all(files: dict[str, Path], cfg: ProposalConfig, cache_root: str, ar
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "detpipe proposals") -> int:
+    args = parse_args(argv, prog)
     files = image_files(Path(args.source))
     cfg = check_args(args)
     if args.cache:
@@ -88,6 +87,3 @@ def main(argv: list[str] | None = None) -> int:
           f"-> {args.out}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Tracking metrics from text files: python -m detection.track_metrics --gt FILE --results FILE
+"""Tracking metrics from text files: detpipe track-metrics --gt FILE --results FILE
 [--kind auto|sot|mot] [--plot PNG]. Prints a small table, then the numbers as one JSON line.
 
 sot: OTB files (x,y,w,h a line): success AUC, precision@20 px, mean IoU. mot: MOTChallenge files: MOTA, IDF1, HOTA.
@@ -10,15 +10,15 @@ import json
 import os
 import sys
 
-from detection.errors import UserError, cli_main
+from datasets.core.errors import UserError, cli_main
 
 MOT_TABLE = ("mota", "idf1", "hota", "deta", "assa", "motp", "id_switches", "false_positives", "misses",
              "gt_boxes", "gt_ids", "tracker_ids", "frames")
 SOT_TABLE = ("success_auc", "precision_20", "mean_iou", "frames")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.track_metrics", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, prog: str = "detpipe track-metrics") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--gt", required=True, help="ground truth: gt/gt.txt (mot) or groundtruth_rect.txt (sot)")
     parser.add_argument("--results", required=True, help="tracker output in the same format family")
     parser.add_argument("--kind", choices=["auto", "sot", "mot"], default="auto",
@@ -67,8 +67,8 @@ def table(metrics: dict, keys: tuple[str, ...]) -> str:
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "detpipe track-metrics") -> int:
+    args = parse_args(argv, prog)
     kind = guess_kind(args.gt) if args.kind == "auto" else args.kind
     metrics = evaluate(args, kind)
     try:
@@ -80,6 +80,3 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Train a detector from a YAML config: python -m detection.train CONFIG [key.sub=value ...] [--resume].
+"""Train a detector from a YAML config: detpipe train CONFIG [key.sub=value ...] [--resume].
 
 Writes config.yaml, metrics.jsonl, last.pt and best.pt into the config's output_dir; with trainer.num_workers=N
 (N >= 1) the same training runs on N Ray Train workers (detection.engine.distributed).
@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from datasets.core.errors import cli_main
 from detection.config import load_config
-from detection.errors import cli_main
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.train", description=__doc__.splitlines()[0],
+def parse_args(argv: list[str] | None, prog: str = "detpipe train") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
                                      usage="%(prog)s CONFIG [key.sub=value ...] [--resume] [--no-progress]",
                                      epilog="overrides: key.sub=value, e.g. train.epochs=3 model.neck=none")
     parser.add_argument("config", help="YAML config file, e.g. configs/demo.yaml")
@@ -29,25 +28,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "detpipe train") -> int:
+    args = parse_args(argv, prog)
     cfg = load_config(args.config, args.overrides)
-    if cfg.trainer.num_workers >= 1:
-        from detection.engine.distributed import fit_on_ray  # late: torch and Ray after argument checks
+    from detection.tasks import build_task  # late: torch after argument checks
 
-        last = fit_on_ray(cfg, resume=args.resume, progress=not args.no_progress)
+    if cfg.trainer.num_workers >= 1:
+        from detection.engine.distributed import fit_on_ray  # late: Ray only for Ray Train
+
+        last = fit_on_ray(cfg, build_task, resume=args.resume, progress=not args.no_progress)
         summary = {"output_dir": cfg.output_dir, **{k: v for k, v in last.items() if k != "loss"}}
         print(json.dumps(summary))
         return 0
-    from detection.engine.trainer import Trainer  # late: torch import after argument checks
+    from detection.engine.trainer import Trainer
 
-    trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
+    trainer = Trainer(cfg, build_task(cfg), resume=args.resume, progress=not args.no_progress)
     metrics = trainer.fit()
     summary = {"output_dir": cfg.output_dir, "epochs": trainer.epoch, "steps": trainer.step,
                "train_seconds": round(trainer.seconds, 1), **metrics}
     print(json.dumps(summary))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

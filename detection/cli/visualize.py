@@ -1,5 +1,5 @@
 """Look inside a trained detector on one image:
-python -m detection.visualize --checkpoint CKPT --image IMG --out DIR [--layers a.b,c.d] [--detection K].
+detpipe visualize --checkpoint CKPT --image IMG --out DIR [--layers a.b,c.d] [--detection K].
 
 Writes DIR/features_<layer>.png (channel grids), DIR/filters.png (first-layer filters), DIR/saliency.png.
 """
@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
-from detection.errors import UserError, cli_main
+from datasets.core.errors import UserError, cli_main
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.visualize", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, prog: str = "detpipe visualize") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train")
     parser.add_argument("--image", required=True, help="the image to look at")
     parser.add_argument("--out", required=True, help="folder for the PNGs")
@@ -79,8 +78,8 @@ def write_saliency(predictor, pixels, visible: tuple[int, int], rank: int | None
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "detpipe visualize") -> int:
+    args = parse_args(argv, prog)
     if args.detection is not None and args.detection < 1:
         raise UserError(f"--detection counts from 1 (the best detection), got {args.detection}")
     if args.channels < 1:
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
     from datasets.core.images import read_rgb
     from detection.data.transforms import letterbox_scale
-    from detection.predictor import Predictor
+    from detection.inference.predictor import Predictor
 
     image = read_rgb(args.image)
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
@@ -105,6 +104,3 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
