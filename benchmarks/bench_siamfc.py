@@ -18,7 +18,7 @@ import torch
 from datasets.synthetic.sequences import make_sequences
 from datasets.synthetic.shapes import make_shapes
 from detection.config import load_config
-from detection.engine.trainer import TrainerNone
+from detection.engine.trainer import Trainer
 from detection.tasks import build_trainer
 from detection.tracking.load import load_tracker
 from detection.tracking.otb import evaluate_sequences, find_sequences

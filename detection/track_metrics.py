@@ -1,4 +1,4 @@
-"""`python -m detection.track_metrics`: the `detpipe track-metrics` command (detection.cli.track_metrics) run as a module.
+"""`python -m detection.track_metrics`: `detpipe track-metrics` (detection.cli.track_metrics) run as a module.
 
 An entry point only: the arguments, the work and the exit status are detection.cli.track_metrics's.
 """

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datasets.core.errors import UserError, cli_main
+
+if TYPE_CHECKING:
+    from detection.engine.checkpoint import LoadedModel
 
 
 def parse_args(argv: list[str] | None, prog: str = "detpipe export") -> argparse.Namespace:
@@ -61,7 +65,7 @@ def check(model, args: argparse.Namespace, meta) -> str:
     return summary
 
 
-def export_tracker(loaded, args: argparse.Namespace) -> None:
+def export_tracker(loaded: LoadedModel, args: argparse.Namespace) -> None:
     """The SiamFC branches to FILE-template.EXT and FILE-search.EXT, then checked on real crops."""
     import torch
 
@@ -88,7 +92,7 @@ def export_tracker(loaded, args: argparse.Namespace) -> None:
         print(f"matches PyTorch: {summary}")
 
 
-def export_detector(loaded, args: argparse.Namespace) -> None:
+def export_detector(loaded: LoadedModel, args: argparse.Namespace) -> None:
     """The detector with its post-processing to --out, then compared with PyTorch on synthetic images."""
     from detection.deploy.exporter import export_checkpoint
 

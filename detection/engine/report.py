@@ -1,5 +1,5 @@
-"""What one evaluation reports: COCO metrics, per-class AP, the confusion matrix, and its pictures
-(pr_curves.png, confusion_matrix.png, val_predictions.jpg), for the trainer and `evaluate_checkpoint` (the eval command)."""
+"""What one evaluation reports: COCO metrics, per-class AP, the confusion matrix and its pictures (pr_curves.png,
+confusion_matrix.png, val_predictions.jpg), for the trainer and for `evaluate_checkpoint` (the eval command)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
 import cv2
 import numpy as np
@@ -16,6 +17,9 @@ from datasets.core.images import read_rgb, write_image
 from datasets.core.video import Mp4Writer, mp4_writer, open_video, video_fps, video_frames
 from detection.inference.sources import image_files, is_video
 from detection.viz.detections import draw_detections
+
+if TYPE_CHECKING:
+    from detection.inference.predictor import Predictor
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class PredictRun:
     draw: bool = True
 
 
-def predict_source(predictor, source: Path, run: PredictRun, annotations: str | None = None) -> list[dict]:
+def predict_source(predictor: Predictor, source: Path, run: PredictRun, annotations: str | None = None) -> list[dict]:
     """COCO results {image_id, file_name, bbox, score, category_id, category} of an image, a folder of images or a
     video (image_id: the frame number from 1; for images, the --annotations id matched by file name, else 1..N)."""
     if not source.exists():
@@ -75,7 +79,8 @@ def image_ids(files: list[Path], source: Path, annotations: str | None) -> list[
     return ids
 
 
-def predict_images(predictor, files: list[Path], ids: list[int], source: Path, run: PredictRun) -> list[dict]:
+def predict_images(predictor: Predictor, files: list[Path], ids: list[int], source: Path,
+                   run: PredictRun) -> list[dict]:
     """Results for every image, in batches; drawn copies (same name and format as the image) appear only if every
     image succeeds."""
     results = []
@@ -99,7 +104,7 @@ def predict_images(predictor, files: list[Path], ids: list[int], source: Path, r
     return results
 
 
-def predict_video(predictor, video: Path, run: PredictRun) -> list[dict]:
+def predict_video(predictor: Predictor, video: Path, run: PredictRun) -> list[dict]:
     """Every frame through the model; results carry image_id = frame number (from 1); with `run.draw`, the frames
     with their boxes go to OUT/<stem>.mp4."""
     capture = open_video(video)
@@ -112,7 +117,8 @@ def predict_video(predictor, video: Path, run: PredictRun) -> list[dict]:
         capture.release()
 
 
-def video_results(predictor, frames, video: Path, run: PredictRun, drawn: Mp4Writer | None) -> list[dict]:
+def video_results(predictor: Predictor, frames: Iterable[np.ndarray], video: Path, run: PredictRun,
+                  drawn: Mp4Writer | None) -> list[dict]:
     """Detections of every frame (BGR); frames with boxes drawn go to `drawn` when given."""
     results, frame_id = [], 0
     for frame_id, frame in enumerate(frames, 1):

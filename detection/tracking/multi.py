@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -15,6 +15,9 @@ from detection.tracking.base import Embedder, Track, TrackingStats
 from detection.tracking.boxes import xywh_to_xyxy
 from detection.tracking.bytetrack import ByteTracker, ByteTrackOptions
 from detection.tracking.mot_io import read_mot
+
+if TYPE_CHECKING:
+    from detection.inference.predictor import Predictor
 
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes [N, 4] xyxy, scores [N], classes [N]
 Detect = Callable[[int, np.ndarray], Detections]  # (frame number from 1, BGR image) -> that frame's detections
@@ -58,7 +61,7 @@ def public_detections(path: str | Path) -> Detect:
     return detect
 
 
-def detector_detections(predictor, score_threshold: float, max_detections: int, nms_iou: float) -> Detect:
+def detector_detections(predictor: Predictor, score_threshold: float, max_detections: int, nms_iou: float) -> Detect:
     """Detections of a frame by a Predictor (detection.inference.predictor), scores from `score_threshold` up (the
     tracker's low_threshold), at most `max_detections`, class-agnostic NMS at `nms_iou` (detection_arrays)."""
 

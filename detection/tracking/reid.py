@@ -1,5 +1,5 @@
 """The appearance embedder for multi-object tracking (TRACKERS entry `reid`): crops each box as in training, runs a
-trained ReIDNet and answers unit-norm embeddings; detection.tracking.load.load_embedder rebuilds it from a checkpoint."""
+trained ReIDNet and answers unit-norm embeddings; detection.tracking.load.load_embedder makes one of a checkpoint."""
 from __future__ import annotations
 
 import numpy as np

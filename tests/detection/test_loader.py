@@ -17,7 +17,7 @@ from detection.config import AugmentConfig
 from detection.data.coco import CocoDetection
 from detection.data.epoch_seed import EpochSeeded
 from detection.data.transforms import build_transform
-from detection.engine.trainer import Trainer, make_loader, pins_memory, restartNone
+from detection.engine.trainer import make_loader, pins_memory, restart
 from detection.tasks import build_trainer
 from tiny_run import tiny_config
 

@@ -15,7 +15,6 @@ from datasets.synthetic.shapes import make_shapes
 from detection.cli.track import main
 from detection.config import load_config
 from detection.engine.checkpoint import WrongModelKind, load_model
-from detection.engine.trainer import TrainerNone
 from detection.tasks import build_trainer
 from detection.tracking.load import load_embedder, load_tracker
 from detection.tracking.metrics import mot_metrics

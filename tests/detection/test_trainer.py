@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from datasets.core.errors import UserError
-from detection.engine.trainer import TrainerNone
+from detection.engine.trainer import Trainer
 from detection.tasks import build_trainer
 from tiny_run import FAST_64, shapes_64, tiny_config
 
