@@ -25,8 +25,8 @@ from datasets.cli import main as datasets_main  # noqa: E402
 from datasets.core.coco import load_coco  # noqa: E402
 from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
-from detection.engine.trainer import Trainer  # noqa: E402
 from detection.models import build_detector  # noqa: E402
+from detection.tasks import build_trainer  # noqa: E402
 
 SIZE = 128  # the synthetic images' size, and the input size of every family here (as in the demo)
 RECIPES = {"faster_rcnn": "demo.yaml", "ssd": "ssd_tiny.yaml", "yolo": "demo_yolo.yaml"}
@@ -84,7 +84,7 @@ def gflops(model: torch.nn.Module, size: int) -> float:
 
 def run_family(family: str, data: Path, out: Path, minutes: float) -> dict:
     cfg = load_config(ROOT / "configs" / RECIPES[family], overrides(family, data, out, minutes))
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     metrics = trainer.fit()
     model = trainer.inference_model.cpu()
     row = {"family": family, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),

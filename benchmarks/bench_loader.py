@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 from datasets.core.images import read_rgb  # noqa: E402
 from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import Config, load_config  # noqa: E402
-from detection.data import collate  # noqa: E402
+from detection.data.coco import collate  # noqa: E402
 from detection.data.epoch_seed import EpochSeeded  # noqa: E402
 from detection.engine.trainer import Trainer, make_loader, restart  # noqa: E402
-from detection.tasks import build_task  # noqa: E402
+from detection.tasks import build_task, build_trainer  # noqa: E402
 from detection.utils.device import resolve_device  # noqa: E402
 
 
@@ -86,7 +86,7 @@ def train_images_per_s(trainer: Trainer, batches) -> float:
 def model_rates(cfg: Config, steps: int, workers: int) -> dict:
     """The model's train-step images/s on batches loaded beforehand (the model alone), and fed by the Trainer's
     loader with 0 and `workers` workers (what training gets)."""
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     loader = make_loader(trainer.train_set, cfg.train.batch_size, True, 0, 0, collate_fn=trainer.task.collate)
     rates = {"model": train_images_per_s(trainer, [batch for batch, _ in zip(loader, range(steps + 2))])}
     for fed in sorted({0, workers}):

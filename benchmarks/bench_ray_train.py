@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.engine.distributed import fit_on_ray, start_ray  # noqa: E402
-from detection.engine.trainer import Trainer  # noqa: E402
+from detection.tasks import build_task, build_trainer  # noqa: E402
 
 
 def overrides(data: Path, out: Path, epochs: int, workers: int, seed: int) -> list[str]:
@@ -39,9 +39,9 @@ def run(data: Path, out: Path, epochs: int, workers: int, seed: int = 0) -> dict
     cfg = load_config(ROOT / "configs" / "demo.yaml", overrides(data, out, epochs, workers, seed))
     start = time.perf_counter()
     if workers == 0:
-        Trainer(cfg, progress=False).fit()
+        build_trainer(cfg, progress=False).fit()
     else:
-        fit_on_ray(cfg, progress=False)
+        fit_on_ray(cfg, build_task, progress=False)
     wall = time.perf_counter() - start
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs_ = [r for r in records if r["type"] == "epoch"]

@@ -23,6 +23,7 @@ from bench_families import run_families  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.engine.trainer import Trainer  # noqa: E402
 from detection.models.external_proposals import as_uint8  # noqa: E402
+from detection.tasks import build_trainer  # noqa: E402
 
 SIZE = 128
 RECIPES = {"rcnn": "rcnn_tiny.yaml", "fast_rcnn": "fast_rcnn_tiny.yaml", "fast_rcnn_spp": "fast_rcnn_tiny.yaml",
@@ -69,7 +70,7 @@ def inference_times(trainer: Trainer, batch: int) -> dict:
 def run_family(family: str, data: Path, out: Path, minutes: float) -> dict:
     cfg = load_config(ROOT / "configs" / RECIPES[family], overrides(family, data, out, minutes))
     start = time.perf_counter()
-    trainer = Trainer(cfg, progress=False)  # R-CNN, Fast R-CNN: computes (or reuses) the proposal cache
+    trainer = build_trainer(cfg, progress=False)  # R-CNN, Fast R-CNN: computes (or reuses) the proposal cache
     setup_s = time.perf_counter() - start
     metrics = trainer.fit()
     b1, b8 = inference_times(trainer, 1), inference_times(trainer, 8)

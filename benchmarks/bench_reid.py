@@ -22,12 +22,12 @@ from datasets.synthetic.public_detections import DetectionNoise  # noqa: E402
 from datasets.synthetic.sequences import make_sequences  # noqa: E402
 from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
-from detection.engine.trainer import Trainer  # noqa: E402
+from detection.tasks import build_trainer  # noqa: E402
 from detection.tracking.boxes import xyxy_to_xywh  # noqa: E402
 from detection.tracking.bytetrack import ByteTracker, ByteTrackOptions  # noqa: E402
+from detection.tracking.load import load_embedder  # noqa: E402
 from detection.tracking.metrics import mot_metrics  # noqa: E402
 from detection.tracking.mot_io import read_mot  # noqa: E402
-from detection.tracking.reid import load_embedder  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "reid_tiny.yaml"
 
@@ -37,7 +37,7 @@ def train_reid(shapes: Path, out: Path, minutes: float) -> Path:
     items = {"output_dir": out, "device": "cpu", "train.max_minutes": minutes,
              "data.train.annotations": shapes / "train.json", "data.val.annotations": shapes / "val.json",
              "data.train.images": shapes / "images", "data.val.images": shapes / "images"}
-    Trainer(load_config(CONFIG, [f"{k}={v}" for k, v in items.items()]), progress=False).fit()
+    build_trainer(load_config(CONFIG, [f"{k}={v}" for k, v in items.items()]), progress=False).fit()
     return out / "best.pt"
 
 

@@ -19,6 +19,7 @@ from datasets.synthetic.sequences import make_sequences
 from datasets.synthetic.shapes import make_shapes
 from detection.config import load_config
 from detection.engine.trainer import Trainer
+from detection.tasks import build_trainer
 from detection.tracking.load import load_tracker
 from detection.tracking.otb import evaluate_sequences, find_sequences
 from detection.tracking.siamfc import SiamFCTracker
@@ -43,7 +44,7 @@ def train_run(work: Path, images: int, minutes: float, epochs: int, extra: tuple
         f"data.train.annotations={work / 'train' / 'annotations.json'}", f"data.train.images={work / 'train' / 'images'}",
         f"data.val.annotations={work / 'val' / 'annotations.json'}", f"data.val.images={work / 'val' / 'images'}",
         *extra])
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     trainer.fit()
     return trainer
 

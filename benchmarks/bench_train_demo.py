@@ -22,6 +22,7 @@ from datasets.cli import main as datasets_main  # noqa: E402
 from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.engine.trainer import Trainer  # noqa: E402
+from detection.tasks import build_trainer  # noqa: E402
 
 
 def build_data(tmp: Path, images: int) -> Path:
@@ -64,7 +65,7 @@ def main() -> None:
             f"output_dir={tmp}/run", f"train.max_minutes={args.minutes}",
             f"data.train.annotations={data}/train.json", f"data.train.images={data}/images",
             f"data.val.annotations={data}/val.json", f"data.val.images={data}/images"])
-        trainer = Trainer(cfg, progress=False)
+        trainer = build_trainer(cfg, progress=False)
         start = time.time()
         metrics = trainer.fit()
         seconds = time.time() - start

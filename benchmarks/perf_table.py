@@ -35,8 +35,8 @@ from detection.deploy.check import sample_images  # noqa: E402
 from detection.deploy.runtime import load_onnx  # noqa: E402
 from detection.deploy.siamfc import export_siamfc  # noqa: E402
 from detection.deploy.siamfc_runtime import compare_siamfc, exported_tracker, load_siamfc, sample_crops  # noqa: E402
-from detection.engine.trainer import Trainer  # noqa: E402
 from detection.models.external_proposals import as_uint8  # noqa: E402
+from detection.tasks import build_trainer  # noqa: E402
 from detection.tracking.load import load_tracker  # noqa: E402
 from detection.tracking.otb import evaluate_sequences  # noqa: E402
 
@@ -84,7 +84,7 @@ def detector_row(family: str, data: Path, out: Path, minutes: float, opts: argpa
     """Train the family's tiny recipe under the budget on the shared split, then measure the trained model."""
     bench = BENCH[family]
     cfg = load_config(ROOT / "configs" / bench.RECIPES[family], bench.overrides(family, data, out, minutes))
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     metrics = trainer.fit()
     model = trainer.inference_model.cpu().eval()
     folder = out / "onnx"

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detection.errors import UserError, cli_main  # noqa: E402
+from datasets.core.errors import UserError, cli_main  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,7 +52,7 @@ def synthetic_png(side: int, seed: int = 0) -> bytes:
 
 def in_process(checkpoint: str, rgb: np.ndarray, batch_size: int, total: int, threshold: float) -> dict:
     """Images/s of Predictor.predict on batches of `batch_size` and of 1, in this process."""
-    from detection.predictor import Predictor
+    from detection.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(checkpoint, device="auto")
     single = []

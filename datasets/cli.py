@@ -1,22 +1,13 @@
 """Command line of the datasets package: one subcommand per module, imported on use.
 
-Bad input ends with `error: ...` on stderr and exit status 1 (argparse mistakes too).
+Bad input ends with `error: ...` on stderr and exit status 1; a wrong flag with the usage and status 2 (argparse).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
 from datasets.core.errors import UserError, cli_main
-
-
-class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose usage errors are UserErrors: usage, one error line, status 1."""
-
-    def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        raise UserError(message)
 
 
 def add_synth(sub) -> None:
@@ -205,10 +196,10 @@ COMMANDS = {
 }
 
 
-def build_parser() -> Parser:
+def build_parser(prog: str = "detpipe data") -> argparse.ArgumentParser:
     """The top parser with every subcommand."""
-    parser = Parser(prog="python -m datasets", description="Build, convert, check and inspect COCO datasets.")
-    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=Parser)
+    parser = argparse.ArgumentParser(prog=prog, description="Build, convert, check and inspect COCO datasets.")
+    sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
     for _module, add in COMMANDS.values():
         add(sub)
@@ -216,9 +207,9 @@ def build_parser() -> Parser:
 
 
 @cli_main
-def main(argv: list[str] | None = None) -> int:
-    """Parse the arguments and run the chosen command; 0 on success, 1 on a user mistake."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "detpipe data") -> int:
+    """Parse the arguments and run the chosen command; 0 on success, 1 on a user mistake, 2 on a usage error."""
+    args = build_parser(prog).parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         module.run(args)

@@ -1,4 +1,4 @@
-"""Detectors, backbones, training engine and scripts.
+"""Detectors, backbones, the training engine, inference and tracking as a library; the commands in detection/cli/.
 
 Kept import-light: importing `detection` does not import torch.
 """

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from datasets.core.atomic import atomic_open
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.registry import DETECTORS, TRACKERS
 
 

@@ -1,81 +1,10 @@
-"""Evaluate a checkpoint with COCOeval: python -m detection.eval --checkpoint CKPT --annotations FILE --images DIR.
+"""`python -m detection.eval`: the `detpipe eval` command (detection.cli.eval) run as a module.
 
-Prints the COCO table and the per-class table; writes metrics, per-class AP and the confusion matrix (--out)
-and the pictures (--plots DIR: pr_curves.png, confusion_matrix.png, val_predictions.jpg).
+An entry point only: the arguments, the work and the exit status are detection.cli.eval's.
 """
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-from pathlib import Path
-
-from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
-from detection.engine.confusion import SCORE_THRESHOLD
-from detection.errors import UserError, cli_main
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m detection.eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a .pt written by detection.train")
-    parser.add_argument("--annotations", required=True, help="COCO annotations json with ground truth")
-    parser.add_argument("--images", required=True, help="folder the annotations' file_names are in")
-    parser.add_argument("--out", help="write metrics JSON here (with per_class and confusion_matrix)")
-    parser.add_argument("--plots", metavar="DIR", help="draw pr_curves.png, confusion_matrix.png and "
-                        "val_predictions.jpg into this folder")
-    parser.add_argument("--confusion-score", type=float, default=SCORE_THRESHOLD, metavar="T",
-                        help="score threshold of the confusion matrix and the drawn predictions "
-                             f"(default {SCORE_THRESHOLD})")
-    parser.add_argument("--score-threshold", type=float, default=EVAL_SCORE_THRESHOLD, metavar="T",
-                        help="the model's score threshold while evaluating, below or above its checkpoint's "
-                             f"(default {EVAL_SCORE_THRESHOLD}: COCO AP counts low-scoring detections too)")
-    parser.add_argument("--max-detections", type=int, default=EVAL_MAX_DETECTIONS, metavar="N",
-                        help=f"the model's detections per image while evaluating (default {EVAL_MAX_DETECTIONS})")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    return parser.parse_args(argv)
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not 0 <= args.confusion_score <= 1:
-        raise UserError(f"--confusion-score must be in 0..1, got {args.confusion_score}")
-    if not 0 <= args.score_threshold <= 1 or args.max_detections < 1:
-        raise UserError(f"--score-threshold must be in 0..1 and --max-detections at least 1, got "
-                        f"{args.score_threshold} and {args.max_detections}")
-    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        raise UserError(f"--plots {args.plots}: not a folder")
-    import torch
-
-    from detection.data import CocoDetection, build_transform, collate
-    from detection.engine.checkpoint import build_from_checkpoint
-    from detection.engine.evaluator import predict_loader
-    from detection.engine.report import PICTURES, evaluate_results
-    from detection.utils.device import resolve_device
-    from datasets.core.atomic import write_json
-
-    device = resolve_device(args.device)
-    model, cfg, state = build_from_checkpoint(args.checkpoint, device)
-    dataset = CocoDetection(args.annotations, args.images, build_transform(cfg.data.input_size, train=False))
-    if [c["id"] for c in dataset.categories] != [c["id"] for c in state["categories"]]:
-        raise UserError(f"{args.annotations}: categories {[c['name'] for c in dataset.categories]} differ from "
-                        f"the checkpoint's {[c['name'] for c in state['categories']]}")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate)
-    results = predict_loader(model, loader, state["categories"], device, progress=True,
-                             score_threshold=args.score_threshold, max_detections=args.max_detections)
-    found = evaluate_results(dataset.coco, results, args.images, args.plots, args.confusion_score)
-    print(found.table, end="")
-    print(found.per_class_table(), end="")
-    if args.out:
-        write_json(args.out, found.record(), indent=2)
-    if args.plots:
-        print(f"pictures: {', '.join(str(Path(args.plots) / name) for name in PICTURES)}")
-    print(json.dumps({k: round(v, 5) for k, v in found.metrics.items()}))
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from detection.cli.eval import main
+
+    sys.exit(main(prog="python -m detection.eval"))

@@ -7,7 +7,7 @@ import json
 import cv2
 import numpy as np
 
-from detection.utils.draw import draw_detections
+from detection.viz.detections import draw_detections
 
 JPEG_QUALITY = 90
 HEADER_LIMIT = 8192  # bytes of JSON carried in X-Detect-Answer; proxies often refuse bigger headers

@@ -10,7 +10,7 @@ import signal
 import socket
 import threading
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 from serve.options import ServiceOptions
 

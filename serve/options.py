@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
-DEFAULT_PREDICTOR = "detection.predictor:Predictor"
-ONNX_PREDICTOR = "detection.deploy.predictor:OnnxPredictor"  # models given as .onnx files (detection.export)
+DEFAULT_PREDICTOR = "detection.inference.predictor:Predictor"
+ONNX_PREDICTOR = "detection.inference.onnx:OnnxPredictor"  # models given as .onnx files (detection.export)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 INGRESS_MIN_QUEUED = 256  # max_queued_requests of the ingress is at least this (see ServiceOptions)
 GENERIC_STEMS = ("checkpoint", "last", "best", "model", "final", "weights", "epoch")

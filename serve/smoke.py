@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from detection.errors import UserError, cli_main
+from datasets.core.errors import UserError, cli_main
 
 
 def short_json(answer: dict, top: int = 5) -> str:

@@ -11,7 +11,7 @@ import torch
 from ray import serve
 
 from serve.track_request import TrackPlan
-from serve.track_run import follow_box, track_detections
+from serve.track_run import multi_object_tracks, single_object_tracks
 from serve.video import TrackError, Video, read_video
 
 CHUNK = 32  # frames in the detector's queue at once: enough to fill its batches, a bounded share of RGB copies
@@ -33,11 +33,10 @@ async def track_objects(data: bytes, plan: TrackPlan, detect: Detect) -> dict:
     detections: list[list[dict]] = []
     for start in range(0, len(video.frames), CHUNK):
         rgb = await asyncio.to_thread(_rgb, video.frames[start:start + CHUNK])
-        outs = await asyncio.gather(*[detect(image, plan.bytetrack["low_threshold"], plan.max_detections)
+        outs = await asyncio.gather(*[detect(image, plan.bytetrack.low_threshold, plan.max_detections)
                                       for image in rgb])
         detections += [out["detections"] for out in outs]
-    tracks = await asyncio.to_thread(track_detections, video.frames, detections, plan.bytetrack, plan.nms_iou,
-                                     video.fps)
+    tracks = await asyncio.to_thread(multi_object_tracks, video.frames, detections, plan.bytetrack, plan.nms_iou)
     return answer(video, tracks)
 
 
@@ -73,5 +72,5 @@ class TrackerServer:
         except TrackError as exc:
             return {"error": exc.as_dict()}
         async with self.lock:
-            tracks = await asyncio.to_thread(follow_box, video.frames, self.tracker, plan.init)
+            tracks = await asyncio.to_thread(single_object_tracks, video.frames, self.tracker, plan.init)
         return answer(video, tracks)

@@ -2,24 +2,27 @@
 the ingress hands to the tracker deployment once the request is checked."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detection.errors import UserError
-from detection.track import parse_args as track_cli_args
-from detection.track_sot import parse_init
+from datasets.core.errors import UserError
 from detection.tracking.bytetrack import ByteTrackOptions
+from detection.tracking.multi import MAX_DETECTIONS, NMS_IOU
+from detection.tracking.single import parse_box
 from serve.video import VIDEO_CONTENT_TYPES, TrackError, VideoLimits
 
-CLI = track_cli_args(["--source", "-", "--out", "-"])  # `python -m detection.track`'s defaults, shared
+DEFAULTS = ByteTrackOptions()  # the ByteTrack settings' defaults and help texts are the track command's
+HELP = {field.name: field.metadata["help"] for field in dataclasses.fields(ByteTrackOptions)}
 BYTETRACK_KEYS = ("high_threshold", "low_threshold", "new_track_threshold", "match_iou", "min_hits", "max_age",
-                  "class_aware")
+                  "class_aware")  # the settings a request may change; the others keep their defaults
 
 
 class TrackQuery(BaseModel):
-    """Query parameters of POST /v1/track; the ByteTrack settings are those of `python -m detection.track`."""
+    """Query parameters of POST /v1/track; the ByteTrack settings are ByteTrackOptions fields, as the track
+    command's flags are."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -27,16 +30,16 @@ class TrackQuery(BaseModel):
                              "frame) with the service's SiamFC tracker", examples=["40,52,24,24"])
     model: str | None = Field(None, description="multi-object tracking: a served detector (GET /v1/models) runs on "
                               "every frame and ByteTrack links its boxes; with `init`, only the tracker's own name")
-    high_threshold: float = Field(CLI.high_threshold, ge=0, le=1, description="ByteTrack: first-association score")
-    low_threshold: float = Field(CLI.low_threshold, ge=0, le=1,
-                                 description="ByteTrack: second-association score; detections below are dropped")
-    new_track_threshold: float = Field(CLI.new_track_threshold, ge=0, le=1, description="score to start a track")
-    match_iou: float = Field(CLI.match_iou, ge=0, le=1, description="least IoU to continue a track")
-    min_hits: int = Field(CLI.min_hits, ge=1, le=1000, description="detections to confirm a new track")
-    max_age: int = Field(CLI.max_age, ge=0, le=10000, description="frames a lost track waits to be found")
-    class_aware: bool = Field(CLI.class_aware, description="match detections only to tracks of their class")
-    max_detections: int = Field(CLI.max_detections, ge=1, le=1000, description="detector boxes per frame")
-    nms_iou: float = Field(CLI.nms_iou, gt=0, le=1, description="boxes of any class overlapping a better one "
+    high_threshold: float = Field(DEFAULTS.high_threshold, ge=0, le=1, description=HELP["high_threshold"])
+    low_threshold: float = Field(DEFAULTS.low_threshold, ge=0, le=1, description=HELP["low_threshold"])
+    new_track_threshold: float = Field(DEFAULTS.new_track_threshold, ge=0, le=1,
+                                       description=HELP["new_track_threshold"])
+    match_iou: float = Field(DEFAULTS.match_iou, ge=0, le=1, description=HELP["match_iou"])
+    min_hits: int = Field(DEFAULTS.min_hits, ge=1, le=1000, description=HELP["min_hits"])
+    max_age: int = Field(DEFAULTS.max_age, ge=0, le=10000, description=HELP["max_age"])
+    class_aware: bool = Field(DEFAULTS.class_aware, description=HELP["class_aware"])
+    max_detections: int = Field(MAX_DETECTIONS, ge=1, le=1000, description="detector boxes per frame")
+    nms_iou: float = Field(NMS_IOU, gt=0, le=1, description="boxes of any class overlapping a better one "
                            "this much are dropped (1 keeps all)")
 
 
@@ -47,7 +50,7 @@ class TrackPlan:
 
     model: str
     init: tuple[float, float, float, float] | None
-    bytetrack: dict
+    bytetrack: ByteTrackOptions | None  # multi-object tracking's settings (None with init)
     max_detections: int
     nms_iou: float
     limits: VideoLimits
@@ -55,18 +58,18 @@ class TrackPlan:
 
 def _init_box(text: str) -> tuple[float, float, float, float]:
     try:
-        return tuple(float(v) for v in parse_init(text))  # type: ignore[return-value]
+        return tuple(float(v) for v in parse_box(text, "init"))  # type: ignore[return-value]
     except UserError as exc:
-        raise TrackError(422, "invalid_init", str(exc).replace("--init", "init", 1)) from None
+        raise TrackError(422, "invalid_init", str(exc)) from None
 
 
-def _bytetrack(query: TrackQuery) -> dict:
-    settings = {key: getattr(query, key) for key in BYTETRACK_KEYS}
+def _bytetrack(query: TrackQuery) -> ByteTrackOptions:
+    options = ByteTrackOptions(**{key: getattr(query, key) for key in BYTETRACK_KEYS})
     try:
-        ByteTrackOptions(**settings).check()
+        options.check()
     except UserError as exc:
         raise TrackError(422, "invalid_parameter", str(exc)) from None
-    return settings
+    return options
 
 
 def plan_track(query: TrackQuery, detectors: Iterable[str], tracker: str | None, limits: VideoLimits) -> TrackPlan:
@@ -94,7 +97,7 @@ def plan_track(query: TrackQuery, detectors: Iterable[str], tracker: str | None,
             raise TrackError(422, "init_with_detector", f"{query.model!r} is a detector: init follows one box with "
                              f"the SiamFC tracker ({tracker!r}); leave out init to track every object it finds")
         raise unknown
-    return TrackPlan(tracker, _init_box(query.init), {}, **common)
+    return TrackPlan(tracker, _init_box(query.init), None, **common)
 
 
 def _binary(description: str) -> dict:

@@ -31,9 +31,9 @@ def shapes_image(shapes_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, shapes_dir: Path) -> Path:
     """best.pt of Faster R-CNN (tiny backbone) trained 2 epochs on `shapes_dir`: weak but real."""
-    from detection.engine.trainer import Trainer
+    from detection.tasks import build_trainer
 
     out = tmp_path_factory.mktemp("run") / "tiny"
     cfg = tiny_config(out, shapes_dir, **{"train.epochs": "2"})
-    Trainer(cfg, progress=False).fit()
+    build_trainer(cfg, progress=False).fit()
     return out / "best.pt"

@@ -18,12 +18,8 @@ PACKAGES = ("datasets", "detection", "serve")
 
 # Re-export-only modules that were there before this test, by name: a new one fails test_no_new_reexport_module
 # at once, and test_known_reexport_module_is_gone (strict xfail) fails when a listed one has gone, so that its
-# entry leaves this list too.
-KNOWN_REEXPORTS = {
-    "detection.errors": "re-exports datasets.core.errors (UserError, cli_main); the lead removes it",
-    "detection.data": "package facade re-exporting detection.data.coco and detection.data.transforms",
-    "detection.inspect": "package facade re-exporting detection.inspect.layers and detection.inspect.report",
-}
+# entry leaves this list too. (detection.errors, detection.data and detection.inspect have gone.)
+KNOWN_REEXPORTS: dict[str, str] = {}
 
 
 def module_name(path: Path) -> str:
@@ -128,7 +124,10 @@ def describe(component: frozenset, graph: dict[str, set[str]]) -> str:
 
 
 def reexports_only(path: Path) -> bool:
-    """True when the module body is only imports (at least one, besides __future__), `__all__` and a docstring."""
+    """True when the module body is only imports (at least one, besides __future__), `__all__` and a docstring.
+
+    An entry point (`if __name__ == "__main__": sys.exit(main(...))`, e.g. detection/train.py) runs something: it is
+    not a re-export."""
     body = ast.parse(path.read_text(encoding="utf-8"), str(path)).body
     imports = 0
     for i, node in enumerate(body):
@@ -170,6 +169,21 @@ def test_no_import_cycle(package):
     assert not found, "import circles: " + " | ".join(describe(c, graph) for c in found)
 
 
+def test_the_library_imports_no_command():
+    """The commands (detection.cli, serve.cli) sit on the library: only their entry points import them, and the
+    trainer (detection.engine) takes a built task, so it never imports detection.tasks."""
+    graph = import_graph()
+    entry_points = {"detection.train", "detection.eval", "detection.predict", "detection.track",
+                    "detection.track_metrics", "detection.export", "detection.plot", "detection.visualize",
+                    "detection.inspect.__main__", "detection.proposals.__main__", "serve.__main__"}
+    commands = {name for name in graph if name.startswith("detection.cli") or name == "serve.cli"}
+    wrong = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets & commands
+                   if a not in commands | entry_points)
+    wrong += sorted(f"{a} -> {b}" for a, targets in graph.items() if a.startswith("detection.engine")
+                    for b in targets if b.startswith("detection.tasks"))
+    assert not wrong, wrong
+
+
 def test_no_new_reexport_module():
     new = sorted(reexport_modules() - set(KNOWN_REEXPORTS))
     assert not new, f"modules that only re-export others (import from the real module instead): {new}"
@@ -194,5 +208,8 @@ def test_reexport_finder(tmp_path):
                                       '__all__ = ["c"]\n')
     (tmp_path / "real.py").write_text('"""Doc."""\nfrom a.b import c\n\n\ndef d():\n    return c\n')
     (tmp_path / "doc.py").write_text('"""A docstring alone re-exports nothing."""\n')
+    (tmp_path / "entry.py").write_text('"""Entry point."""\nimport sys\n\nfrom a.cli import main\n\n'
+                                       'if __name__ == "__main__":\n    sys.exit(main(prog="python -m a"))\n')
     assert reexports_only(tmp_path / "shim.py")
     assert not reexports_only(tmp_path / "real.py") and not reexports_only(tmp_path / "doc.py")
+    assert not reexports_only(tmp_path / "entry.py")

@@ -1,6 +1,7 @@
 """The one exception type for user mistakes, and the CLI wrapper that prints it.
 
-A UserError ends a command with one clear line on stderr and exit status 1, never a traceback.
+A UserError ends a command with one clear line on stderr and exit status 1, never a traceback; a usage error
+(a wrong flag, a missing argument) ends it as argparse does: the usage, the error, status 2.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ class UserError(Exception):
 
 
 def cli_main(func: Callable[..., int | None]) -> Callable[..., int]:
-    """Wrap a CLI entry point: UserError -> 'error: ...' on stderr and status 1."""
+    """Wrap a CLI entry point: UserError -> 'error: ...' on stderr and status 1; argparse's exit (2 for a usage
+    error, 0 after --help) -> that status, returned."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs) -> int:
@@ -23,9 +25,9 @@ def cli_main(func: Callable[..., int | None]) -> Callable[..., int]:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        except SystemExit as exc:  # argparse usage errors exit 2; a user mistake here exits 1
-            if exc.code == 2:
-                return 1
+        except SystemExit as exc:  # argparse: usage errors exit 2, --help 0
+            if isinstance(exc.code, int):
+                return exc.code
             raise
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -2,8 +2,8 @@
 
 Use `build_backbone(name, ...)` or `detection.registry.BACKBONES.get(name)`.
 """
+from datasets.core.errors import UserError
 from detection.backbones.base import Backbone, FeatureExtractor, ShapeSpec
-from detection.errors import UserError
 from detection.registry import BACKBONES
 
 

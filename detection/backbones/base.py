@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.utils.io import read_torch_file
 
 

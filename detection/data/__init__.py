@@ -1,5 +1,4 @@
-"""Data: COCO reader, albumentations pipelines and collate for every detector."""
-from detection.data.coco import CocoDetection, collate, load_coco
-from detection.data.transforms import build_transform, letterbox_scale
+"""Data: the COCO reader (coco.py), albumentations pipelines (transforms.py), mosaic, multi-scale batches, proposals.
 
-__all__ = ["CocoDetection", "collate", "load_coco", "build_transform", "letterbox_scale"]
+Import from the modules themselves; this package exports nothing.
+"""

@@ -14,11 +14,11 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from datasets.core.coco import load_coco as read_coco_json
+from datasets.core.errors import UserError
 from detection.data.image_cache import build_image_cache
 from detection.data.mosaic import mosaic
 from detection.data.proposals import split_off, with_proposals
 from detection.data.transforms import letterbox_scale
-from detection.errors import UserError
 
 
 def _check_fields(data: dict, path: Path) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from datasets.core.errors import UserError
 from datasets.core.images import image_size, read_rgb
-from detection.errors import UserError
 
 CACHE_KINDS = ("", "ram", "disk")
 RAM_FRACTION = 0.5  # data.cache_images=ram refuses to take more than this share of the available memory

@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from detection.config import Config
+from detection.engine.checkpoint import LoadedModel
 from detection.models.base import Detector
 
 from detection.deploy.formats import OPSET, write
@@ -42,18 +43,14 @@ def export_detector(model: Detector, family: str, categories: list[dict], fmt: s
     return meta
 
 
-def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path, batch: int = 1,
-                      opset: int = OPSET) -> tuple[Detector, ExportMetadata]:
-    """Rebuild the checkpoint's model and export it; (model, metadata)."""
-    from detection.engine.checkpoint import build_from_checkpoint
-
-    model, cfg, state = build_from_checkpoint(checkpoint, "cpu")
-    meta = export_detector(model, cfg.model.name, state["categories"], fmt, out, batch, opset,
-                           **checkpoint_identity(cfg, state, checkpoint))
-    return model, meta
+def export_checkpoint(loaded: LoadedModel, fmt: str, out: str | Path, batch: int = 1,
+                      opset: int = OPSET) -> ExportMetadata:
+    """Export a detector checkpoint's model (load_model(path, expect="detector")); its metadata."""
+    return export_detector(loaded.model, loaded.config.model.name, loaded.categories, fmt, out, batch, opset,
+                           **checkpoint_identity(loaded.config, loaded.state, loaded.path))
 
 
 def checkpoint_identity(cfg: Config, state: dict, checkpoint: str | Path) -> dict:
-    """name, version and metrics as the service shows them for the checkpoint itself (detection.predictor)."""
+    """name, version and metrics as the service shows them for the checkpoint itself (detection.inference.predictor)."""
     return {"name": Path(cfg.output_dir).name or Path(checkpoint).stem, "version": f"epoch-{state.get('epoch', 0)}",
             "metrics": state.get("metrics", {})}

@@ -14,7 +14,7 @@ from typing import Iterator
 import torch
 
 from datasets.core.atomic import atomic_path
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 from detection.deploy.graphs import GraphSpec
 from detection.deploy.metadata import ExportMetadata

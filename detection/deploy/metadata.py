@@ -7,8 +7,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+from datasets.core.errors import UserError
 from detection.config import PostprocessConfig
-from detection.errors import UserError
 from detection.proposals.base import ProposalConfig
 
 FORMAT = "detpipe-export"

@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
+from datasets.core.errors import UserError
 from detection.config import PostprocessConfig
-from detection.errors import UserError
 from detection.models.external_proposals import ProposalInput
 
 from detection.deploy.formats import EXTRA_FILE, quiet_tracing, require

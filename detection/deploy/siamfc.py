@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detection.engine.checkpoint import LoadedModel
 from detection.tracking.siamfc_net import SiamFCNet
 from detection.tracking.siamfc_options import TrackingOptions
 
@@ -114,15 +115,13 @@ def export_siamfc(net: SiamFCNet, fmt: str, out: str | Path, tracking: TrackingO
     return written
 
 
-def export_siamfc_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path, opset: int = OPSET
-                             ) -> tuple[SiamFCNet, dict[str, tuple[Path, ExportMetadata]]]:
-    """Rebuild a SiamFC checkpoint's network and export its branches; (net, {branch: (path, metadata)})."""
+def export_siamfc_checkpoint(loaded: LoadedModel, fmt: str, out: str | Path, opset: int = OPSET
+                             ) -> dict[str, tuple[Path, ExportMetadata]]:
+    """Export the branches of a SiamFC checkpoint's network (load_model(path, expect="siamfc"));
+    {branch: (path, metadata)}."""
     from detection.deploy.exporter import checkpoint_identity
-    from detection.engine.checkpoint import checkpoint_config
-    from detection.tracking.load import read_trained, trained_network
 
-    family, model_cfg, state = read_trained(checkpoint)
-    net = trained_network(family, model_cfg, state, checkpoint).eval()
-    tracking = model_cfg.options.tracking if model_cfg.options is not None else None
-    identity = checkpoint_identity(checkpoint_config(state, checkpoint), state, checkpoint)
-    return net, export_siamfc(net, fmt, out, tracking, opset, **identity)
+    options = loaded.config.model.options
+    tracking = options.tracking if options is not None else None
+    identity = checkpoint_identity(loaded.config, loaded.state, loaded.path)
+    return export_siamfc(loaded.model, fmt, out, tracking, opset, **identity)

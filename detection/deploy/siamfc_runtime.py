@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import torch
 
+from datasets.core.errors import UserError
 from datasets.synthetic.shapes import SynthOptions, render_image
-from detection.errors import UserError
 from detection.tracking.crops import context_side, crop_square
 from detection.tracking.siamfc import SiamFCTracker
 from detection.tracking.siamfc_net import SiamFCNet

@@ -9,15 +9,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from datasets.core.errors import UserError
 from detection.config import Config, config_from_dict
+from detection.engine.task import Task
 from detection.engine.trainer import Trainer, make_loader
-from detection.errors import UserError
 from detection.utils.device import seed_everything
 
 RUN_NAME = "train"  # Ray's run folder: OUTPUT_DIR/ray/train/ (its reported checkpoints)
@@ -27,15 +29,16 @@ class DistributedTrainer(Trainer):
     """The Trainer as worker `rank` of `world`: DDP model, a DistributedSampler shard of each global batch
     (train.batch_size / world images), losses averaged over the workers, files and evaluation on rank 0 only.
 
-    `resume_from`: a last.pt to continue from exactly (OUTPUT_DIR/last.pt, or the one Ray restored).
+    `task`: build_task(cfg), built in the worker. `resume_from`: a last.pt to continue from exactly
+    (OUTPUT_DIR/last.pt, or the one Ray restored).
     """
 
-    def __init__(self, cfg: Config, rank: int, world: int, device: torch.device, resume_from: Path | None = None,
-                 progress: bool = True) -> None:
+    def __init__(self, cfg: Config, task: Task, rank: int, world: int, device: torch.device,
+                 resume_from: Path | None = None, progress: bool = True) -> None:
         self.rank, self.world, self.images = rank, world, 0
         quiet = cfg if rank == 0 else dataclasses.replace(  # no pictures or TensorBoard files from other ranks
             cfg, train=dataclasses.replace(cfg.train, plots=False, tensorboard=False))
-        super().__init__(dataclasses.replace(quiet, device=str(device)), progress=progress and rank == 0)
+        super().__init__(dataclasses.replace(quiet, device=str(device)), task, progress=progress and rank == 0)
         self.cfg = cfg  # the user's config (device: auto ...) is what config.yaml and the checkpoints keep
         self.local_batch = cfg.train.batch_size // world
         self.iters_per_epoch = math.ceil(math.ceil(len(self.train_set) / world) / self.local_batch)
@@ -124,8 +127,9 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 
 def train_worker(payload: dict) -> None:
-    """The loop every Ray Train worker runs: the DistributedTrainer's fit, from Ray's restored checkpoint when Ray
-    restarted the workers after a failure, else from OUTPUT_DIR/last.pt with --resume, else from scratch."""
+    """The loop every Ray Train worker runs: the DistributedTrainer's fit on the task payload["build_task"] makes,
+    from Ray's restored checkpoint when Ray restarted the workers after a failure, else from OUTPUT_DIR/last.pt with
+    --resume, else from scratch."""
     import ray.train
     import ray.train.torch
 
@@ -136,7 +140,7 @@ def train_worker(payload: dict) -> None:
     cfg = config_from_dict(payload["config"])
     context = ray.train.get_context()
     torch.set_num_threads(max(1, int(cfg.trainer.cpus_per_worker)))
-    args = dict(cfg=cfg, rank=context.get_world_rank(), world=context.get_world_size(),
+    args = dict(cfg=cfg, task=payload["build_task"](cfg), rank=context.get_world_rank(), world=context.get_world_size(),
                 device=ray.train.torch.get_device(), progress=payload["progress"])
     restored = ray.train.get_checkpoint()
     if restored is not None:
@@ -185,9 +189,11 @@ def start_ray(cfg: Config) -> bool:
     return True
 
 
-def fit_on_ray(cfg: Config, resume: bool = False, progress: bool = True) -> dict:
-    """Train `cfg` on cfg.trainer.num_workers Ray Train workers; returns the last epoch's summary (epochs, steps,
-    train_seconds, loss and the evaluation's numbers). Ray's own files go to OUTPUT_DIR/ray/."""
+def fit_on_ray(cfg: Config, build_task: Callable[[Config], Task], resume: bool = False,
+               progress: bool = True) -> dict:
+    """Train `cfg` on cfg.trainer.num_workers Ray Train workers, each with the task `build_task(cfg)` makes there
+    (detection.tasks.build_task); returns the last epoch's summary (epochs, steps, train_seconds, loss and the
+    evaluation's numbers). Ray's own files go to OUTPUT_DIR/ray/."""
     try:
         import ray
         from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
@@ -209,8 +215,8 @@ def fit_on_ray(cfg: Config, resume: bool = False, progress: bool = True) -> dict
         if os.environ.get("RAY_ADDRESS"):
             check_cluster(cfg)
         trainer = TorchTrainer(
-            train_worker, train_loop_config={"config": cfg.to_dict(), "resume": resume, "progress": progress,
-                                               "cwd": os.getcwd()},
+            train_worker, train_loop_config={"config": cfg.to_dict(), "build_task": build_task, "resume": resume,
+                                               "progress": progress, "cwd": os.getcwd()},
             torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
             scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
                                          resources_per_worker={"CPU": t.cpus_per_worker}),

@@ -15,7 +15,7 @@ from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
 from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
-from detection.engine.inference import to_detections
+from detection.inference.detections import to_detections
 
 METRIC_NAMES = [
     "bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_small", "bbox_mAP_medium", "bbox_mAP_large",

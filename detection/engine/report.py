@@ -1,18 +1,24 @@
-"""What one evaluation reports: COCO metrics, per-class AP, the confusion matrix, and its pictures
-(pr_curves.png, confusion_matrix.png, val_predictions.jpg), for the trainer and `detection.eval --plots`."""
+"""What one evaluation reports: COCO metrics, per-class AP, the confusion matrix and its pictures (pr_curves.png,
+confusion_matrix.png, val_predictions.jpg), for the trainer and for `evaluate_checkpoint` (the eval command)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from datasets.core.errors import UserError
 from datasets.core.images import read_bgr, write_image
 from datasets.view.plot import save_figure
+from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
+from detection.data.coco import CocoDetection, collate
+from detection.data.transforms import build_transform
+from detection.engine.checkpoint import LoadedModel
 from detection.engine.confusion import IOU_THRESHOLD, SCORE_THRESHOLD, confusion_matrix, confusion_record
-from detection.engine.evaluator import metrics_of, run_cocoeval
+from detection.engine.evaluator import metrics_of, predict_loader, run_cocoeval
 from detection.engine.per_class import per_class_ap, per_class_table, precision_at, rounded
 
 GALLERY_IMAGES = 6
@@ -50,6 +56,23 @@ def evaluate_results(coco: COCO, results: list[dict], images_dir: str | Path | N
     if plots is not None:
         write_pictures(Path(plots), coco, results, evaluator, found, Path(images_dir) if images_dir else None)
     return found
+
+
+def evaluate_checkpoint(loaded: LoadedModel, annotations: str, images: str, *, batch_size: int = 8,
+                        score_threshold: float = EVAL_SCORE_THRESHOLD, max_detections: int = EVAL_MAX_DETECTIONS,
+                        plots: str | Path | None = None, confusion_score: float = SCORE_THRESHOLD,
+                        progress: bool = True) -> Evaluation:
+    """A detector checkpoint (load_model(path, expect="detector")) on a COCO split, run at evaluation's own
+    post-processing values; with `plots`, the pictures go there. UserError when the split's categories differ."""
+    cfg = loaded.config
+    dataset = CocoDetection(annotations, images, build_transform(cfg.data.input_size, train=False))
+    if [c["id"] for c in dataset.categories] != [c["id"] for c in loaded.categories]:
+        raise UserError(f"{annotations}: categories {[c['name'] for c in dataset.categories]} differ from "
+                        f"the checkpoint's {[c['name'] for c in loaded.categories]}")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    results = predict_loader(loaded.model, loader, loaded.categories, loaded.device, progress=progress,
+                             score_threshold=score_threshold, max_detections=max_detections)
+    return evaluate_results(dataset.coco, results, images, plots, confusion_score)
 
 
 def write_pictures(out: Path, coco: COCO, results: list[dict], evaluator: COCOeval | None, found: Evaluation,

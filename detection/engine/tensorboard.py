@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 MISSING = ("train.tensorboard=true needs the 'tensorboard' package, which is not installed: "
            "pip install tensorboard (or pip install -e '.[tensorboard]'), or set train.tensorboard=false")

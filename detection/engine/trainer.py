@@ -14,15 +14,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from datasets.core.atomic import atomic_open
+from datasets.core.errors import UserError
 from detection.config import Config, save_config
-from detection.data import collate
+from detection.data.coco import collate
 from detection.data.epoch_seed import EpochSeeded, seed_worker_state
 from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from detection.engine.ema import build_ema
 from detection.engine.run_report import RunReport
 from detection.engine.schedule import lr_multiplier, warmup_steps
-from detection.errors import UserError
-from detection.tasks import build_task
+from detection.engine.task import Task
 from detection.utils.device import resolve_device, seed_everything
 
 
@@ -86,18 +86,18 @@ def _epoch_of(line: str) -> float:
 class Trainer:
     """Trains `cfg.model` on `cfg.data` into `cfg.output_dir`; `fit()` returns the final metrics.
 
-    The task `model.name` asks for (a detector, or the SiamFC tracker) supplies the data, the model, the loss
-    call, the evaluation and the metric best.pt follows. `progress`: bars on a terminal (tqdm leaves them out
-    when stderr is not one); a line per epoch always.
+    `task` (detection.tasks.build_task(cfg): a detector, the SiamFC tracker or the re-id embedder) supplies the
+    data, the model, the loss call, the evaluation and the metric best.pt follows. `progress`: bars on a terminal
+    (tqdm leaves them out when stderr is not one); a line per epoch always.
     """
 
-    def __init__(self, cfg: Config, resume: bool = False, progress: bool = True) -> None:
+    def __init__(self, cfg: Config, task: Task, resume: bool = False, progress: bool = True) -> None:
         self.cfg, self.progress, self.resumed = cfg, progress, resume
         self.out = Path(cfg.output_dir)
         self.run_report = RunReport(self.out, cfg.train.plots, cfg.train.tensorboard)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        self.task = build_task(cfg)
+        self.task = task
         self.train_set, self.val_set = self.task.datasets()
         self.categories = self.train_set.categories
         self.model = self.task.build_model(self.train_set, self.val_set, self.device, progress)

@@ -9,8 +9,8 @@ import difflib
 import torch
 from torch import nn
 
+from datasets.core.errors import UserError
 from detection.backbones.base import Backbone
-from detection.errors import UserError
 
 
 def innermost_backbone(model: nn.Module) -> Backbone:

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 DEFAULT_SIDE = 320  # data.input_size's default: the input of a bare backbone unless --input says otherwise
 
@@ -74,10 +74,11 @@ def from_config(path: str, num_classes: int) -> Subject:
 
 def from_checkpoint(path: str) -> Subject:
     """The detector a checkpoint holds, with its weights."""
-    from detection.engine.checkpoint import build_from_checkpoint
+    from detection.engine.checkpoint import load_model
 
     if not Path(path).is_file():
         raise UserError(f"checkpoint not found: {path}")
-    model, cfg, state = build_from_checkpoint(path)
-    return Subject(model, detector_title(cfg, len(state["categories"]), path), cfg.data.input_size,
+    loaded = load_model(path, expect="detector")
+    cfg = loaded.config
+    return Subject(loaded.model, detector_title(cfg, len(loaded.categories), path), cfg.data.input_size,
                    cfg.model.name, cfg.model.options)

@@ -11,7 +11,7 @@ import numpy as np
 
 from datasets.checks.anchors import letterboxed_sizes
 from datasets.core.coco import load_coco
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.inspect.report import FeatureMap
 from detection.inspect.text import align, number
 

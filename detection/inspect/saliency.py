@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 GRADIENT_QUANTILE = 0.99  # the gradient picture's full scale: its 99th percentile
 from detection.backbones.base import Backbone

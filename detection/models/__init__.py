@@ -4,9 +4,9 @@
 """
 from __future__ import annotations
 
+from datasets.core.errors import UserError
 from detection.backbones import build_backbone
 from detection.config import ModelConfig, family_of
-from detection.errors import UserError
 from detection.models.base import Detector, DetectorParts
 from detection.necks import build_neck
 from detection.registry import DETECTORS

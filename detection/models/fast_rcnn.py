@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.models.base import DetectorParts, register_family
 from detection.models.external_proposals import ProposalDetector, ProposalInput
 from detection.models.faster_rcnn import shared_channels

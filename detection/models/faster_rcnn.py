@@ -14,8 +14,8 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
+from datasets.core.errors import UserError
 from detection.backbones.base import Backbone
-from detection.errors import UserError
 from detection.models.base import Detector, DetectorParts, register_family
 from detection.models.roi_heads import box_roi_heads, roi_align
 

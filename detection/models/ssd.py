@@ -11,8 +11,8 @@ from torch import nn
 from torchvision.models.detection.ssd import SSDHead
 from torchvision.models.detection.ssdlite import SSDLiteHead
 
+from datasets.core.errors import UserError
 from detection.backbones.base import Backbone
-from detection.errors import UserError
 from detection.models.anchors import grid_anchors, ssd_box_sizes
 from detection.models.base import DenseOutputs, Detector, DetectorParts, register_family
 from detection.models.box_coder import decode, encode

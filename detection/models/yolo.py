@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import complete_box_iou_loss, generalized_box_iou_loss
 
+from datasets.core.errors import UserError
 from detection.backbones.base import Backbone
-from detection.errors import UserError
 from detection.models.base import DenseOutputs, Detector, DetectorParts, register_family
 from detection.models.yolo_targets import assign_level, batch_boxes
 

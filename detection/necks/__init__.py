@@ -4,8 +4,8 @@
 """
 from __future__ import annotations
 
+from datasets.core.errors import UserError
 from detection.backbones.base import Backbone
-from detection.errors import UserError
 from detection.registry import NECKS
 
 

@@ -8,8 +8,8 @@ from collections import OrderedDict
 
 import torch
 
+from datasets.core.errors import UserError
 from detection.backbones.base import Backbone, ShapeSpec
-from detection.errors import UserError
 from detection.registry import NECKS
 
 

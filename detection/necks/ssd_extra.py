@@ -9,8 +9,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from datasets.core.errors import UserError
 from detection.backbones.base import Backbone, ShapeSpec
-from detection.errors import UserError
 from detection.necks.select import choose_maps
 from detection.registry import NECKS
 

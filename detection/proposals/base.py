@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.registry import Registry
 
 PROPOSERS: Registry = Registry("proposal method", "detection.proposals")

@@ -15,8 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.core.atomic import atomic_open
+from datasets.core.errors import UserError
 from datasets.core.images import read_rgb
-from detection.errors import UserError
 from detection.proposals.base import Proposer, ProposalConfig, build_proposer, file_sha1
 
 _PROPOSERS: dict[str, Proposer] = {}  # per process: each settings key's proposer, built once

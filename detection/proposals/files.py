@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 
 from datasets.core.atomic import write_json
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 TOLERANCE = 1.0  # pixels a box may reach past the image's edges (rounding in other tools)
 

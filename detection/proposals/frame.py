@@ -9,7 +9,7 @@ import abc
 import cv2
 import numpy as np
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 Scale = tuple[float, float]  # (x, y): original pixels per shrunk pixel
 

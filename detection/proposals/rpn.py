@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.proposals.base import PROPOSERS, ProposalConfig
 from detection.proposals.frame import ScaledProposer
 
@@ -18,12 +18,13 @@ def load_rpn_model(path: str | Path):
     Faster R-CNN checkpoint; UserError when the file is missing, unreadable or of another family."""
     from torchvision.models.detection.rpn import RegionProposalNetwork
 
-    from detection.engine.checkpoint import build_from_checkpoint  # late: torch only where rpn is used
+    from detection.engine.checkpoint import load_model  # late: torch only where rpn is used
 
     if not str(path):
         raise UserError("proposals.checkpoint: the rpn method needs a Faster R-CNN checkpoint (.pt); none given")
-    detector, cfg, _ = build_from_checkpoint(path, "cpu")
-    inner = getattr(detector, "model", None)
+    loaded = load_model(path, "cpu", expect="detector")
+    cfg = loaded.config
+    inner = getattr(loaded.model, "model", None)
     if not isinstance(getattr(inner, "rpn", None), RegionProposalNetwork):
         raise UserError(f"{path}: the rpn proposal method needs a Faster R-CNN checkpoint, "
                         f"this one is model.name={cfg.model.name}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.segmentation import felzenszwalb
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.proposals.base import PROPOSERS, ProposalConfig
 from detection.proposals.frame import ScaledProposer, unique_rows
 from detection.proposals.hierarchy import group

@@ -1,11 +1,11 @@
-"""What the one trainer trains: a Task supplies data, model, loss call, evaluation and the best-checkpoint metric.
-
-`build_task(cfg)` picks it by the family `model.name` names (its `task`): detectors, the SiamFC tracker, or the re-id embedder.
+"""What the one trainer trains: a Task (detection.engine.task) supplies data, model, loss call, evaluation and the
+best-checkpoint metric. `build_task(cfg)` picks it by the family `model.name` names: detector, SiamFC or re-id.
 """
 from __future__ import annotations
 
 from detection.config import Config, family_of
-from detection.tasks.base import Task
+from detection.engine.task import Task
+from detection.engine.trainer import Trainer
 from detection.tasks.detection import DetectionTask
 from detection.tasks.reid import ReIDTask
 from detection.tasks.siamfc import SiamFCTask
@@ -18,4 +18,6 @@ def build_task(cfg: Config) -> Task:
     return TASKS[family_of(cfg.model.name).task](cfg)
 
 
-__all__ = ["Task", "DetectionTask", "SiamFCTask", "ReIDTask", "TASKS", "build_task"]
+def build_trainer(cfg: Config, resume: bool = False, progress: bool = True) -> Trainer:
+    """The Trainer of `cfg` with its task: Trainer(cfg, build_task(cfg), resume, progress)."""
+    return Trainer(cfg, build_task(cfg), resume=resume, progress=progress)

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from datasets.core.errors import UserError
 from detection.config import Config
-from detection.data import CocoDetection, build_transform, collate
+from detection.data.coco import CocoDetection, collate
 from detection.data.multiscale import batch_size_for, rescale_batch
 from detection.data.proposals import split_proposals
+from detection.data.transforms import build_transform
 from detection.engine.evaluator import given_proposals, predict_loader
-from detection.errors import UserError
 from detection.models import build_detector
 
 if TYPE_CHECKING:

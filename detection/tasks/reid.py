@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from datasets.core.errors import UserError
 from datasets.core.images import read_rgb
 from detection.config import Config, family_of
-from detection.errors import UserError
 from detection.tracking.pairs import coco_clips, to_tensor
 from detection.tracking.reid_crops import CropAugment, CropDataset, collate_crops, object_crop
 from detection.tracking.reid_options import ReIDOptions

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from datasets.core.atomic import write_text
+from datasets.core.errors import UserError
 from detection.config import Config, family_of
-from detection.data import load_coco
-from detection.errors import UserError
+from detection.data.coco import load_coco
 from detection.tracking.metrics import success_plot
 from detection.tracking.otb import Sequence, evaluate_sequences, find_sequences
 from detection.tracking.pairs import PairDataset, coco_clips, collate_pairs, sequence_clips

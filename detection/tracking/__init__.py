@@ -1,4 +1,3 @@
-"""Tracking: a Kalman + ByteTrack multi-object tracker on detector boxes, MOTChallenge/OTB files and metrics.
-
-The single-object SiamFC tracker will live here too, behind `SingleObjectTracker` (base.py).
+"""Tracking as a library: `multi.track_frames` (ByteTrack over per-frame detections, optional re-id appearance) and
+`single.follow_box` (SiamFC from one box); trackers from checkpoints (load.py), MOTChallenge/OTB files and metrics.
 """

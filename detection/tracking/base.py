@@ -11,6 +11,14 @@ import numpy as np
 
 
 @dataclass
+class TrackingStats:
+    """What a tracking run did so far: frames seen, and seconds spent in the tracker (and embedder) alone."""
+
+    frames: int = 0
+    tracker_seconds: float = 0.0
+
+
+@dataclass
 class Track:
     """One active track in one frame: its id (from 1), box [4] xyxy, last detection's score and class."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.registry import TRACKERS
 from detection.tracking.association import associate, cosine_distance
 from detection.tracking.base import Track
@@ -17,22 +17,34 @@ from detection.tracking.kalman import KalmanBoxFilter, cxcywh_to_xyxy
 TENTATIVE, TRACKED, LOST = "tentative", "tracked", "lost"
 
 
+def option(default, text: str):
+    """A ByteTrackOptions field whose help text the command line and the HTTP API show (field metadata)."""
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass
 class ByteTrackOptions:
-    """Thresholds and lifetimes; the defaults are ByteTrack's (its match_thresh 0.8 is 1 - match_iou)."""
+    """Thresholds and lifetimes; the defaults are ByteTrack's (its match_thresh 0.8 is 1 - match_iou).
 
-    high_threshold: float = 0.5  # detections scoring this or more: first association; may start tracks
-    low_threshold: float = 0.1  # from this up to high_threshold: second association only (occluded, blurred)
-    new_track_threshold: float = 0.6  # a leftover high detection starts a track only from this score
-    match_iou: float = 0.2  # least IoU of a first-association pair (track prediction, detection)
-    low_match_iou: float = 0.5  # least IoU of a second-association pair
-    tentative_match_iou: float = 0.3  # least IoU to continue a track not yet confirmed
-    min_hits: int = 2  # detections a new track needs to be confirmed (on the first frame: at once)
-    max_age: int = 30  # frames a lost track is kept to be found again
-    class_aware: bool = False  # match detections only to tracks of their class
-    appearance_weight: float = 0.5  # with embeddings: cost = (1 - w) (1 - IoU) + w cosine distance
-    max_appearance_distance: float = 0.5  # with embeddings: pairs farther apart never match
-    embedding_momentum: float = 0.9  # a track's embedding: this much of the old, the rest of the new
+    The one source of the tracker's settings: `detpipe track` makes a flag of each field (--high-threshold ...)
+    and POST /v1/track a query parameter of each it takes, with these defaults and help texts.
+    """
+
+    high_threshold: float = option(0.5, "first-association score: detections scoring this or more are matched "
+                                        "first and may start tracks")
+    low_threshold: float = option(0.1, "second-association score: detections from this up to the high threshold "
+                                       "(occluded, blurred) only continue tracks; lower ones are dropped")
+    new_track_threshold: float = option(0.6, "score a leftover high detection needs to start a track")
+    match_iou: float = option(0.2, "least IoU of a first-association pair (track prediction, detection)")
+    low_match_iou: float = option(0.5, "least IoU of a second-association pair")
+    tentative_match_iou: float = option(0.3, "least IoU to continue a track not yet confirmed")
+    min_hits: int = option(2, "detections a new track needs to be confirmed (on the first frame: at once)")
+    max_age: int = option(30, "frames a lost track is kept to be found again")
+    class_aware: bool = option(False, "match detections only to tracks of their class")
+    appearance_weight: float = option(0.5, "with re-id embeddings: cost = (1 - w) (1 - IoU) + w cosine distance")
+    max_appearance_distance: float = option(0.5, "with re-id embeddings: pairs farther apart never match")
+    embedding_momentum: float = option(0.9, "with re-id embeddings: a track's embedding keeps this much of the "
+                                            "old, the rest of the new")
 
     def check(self) -> None:
         """UserError naming the setting that is out of range."""

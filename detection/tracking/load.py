@@ -1,22 +1,13 @@
-"""A single-object tracker from its checkpoint alone: `load_tracker(path, device)`, for detection.track and the
-HTTP service. The checkpoint's config names the tracker (model.name: siamfc); a detector's is refused."""
+"""Trackers from their checkpoints alone, for detection.cli.track and the HTTP service: `load_tracker` (SiamFC, one
+box) and `load_embedder` (re-id, appearance for ByteTrack), each a caller of detection.engine.checkpoint.load_model."""
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Any
 
-from torch import nn
-
-from detection.config import ModelConfig, family_of
-from detection.engine.checkpoint import checkpoint_config, load_checkpoint, load_weights
-from detection.errors import UserError
-from detection.tracking.base import SingleObjectTracker
-from detection.utils.device import resolve_device
-
-
-class NotATracker(UserError):
-    """The checkpoint holds a detector or another model that is not a single-object tracker (a re-id embedder)."""
+from detection.config import family_of
+from detection.engine.checkpoint import load_model
+from detection.tracking.base import Embedder, SingleObjectTracker
+from detection.tracking.reid import ReIDEmbedder
 
 
 def load_tracker(checkpoint: str | os.PathLike, device: str = "cpu") -> SingleObjectTracker:
@@ -26,29 +17,15 @@ def load_tracker(checkpoint: str | os.PathLike, device: str = "cpu") -> SingleOb
 
     One tracker follows one target at a time; `init` starts it afresh (all state is reset), so a caller may keep
     one per worker and reuse it request after request. UserError when the file is missing, not a checkpoint or
-    its weights do not fit; NotATracker (a UserError) when it holds a detector.
+    its weights do not fit; WrongModelKind (a UserError) when it holds a detector or an embedder.
     """
-    family, model_cfg, state = read_trained(checkpoint)
-    if family.task == "detection":
-        raise NotATracker(f"{checkpoint}: a {model_cfg.name} detector checkpoint, not a single-object tracker "
-                          f"(train one with model.name: siamfc, e.g. configs/siamfc_tiny.yaml)")
-    if family.task != "siamfc":
-        raise NotATracker(f"{checkpoint}: a {model_cfg.name} model ({family.task}), not a single-object tracker "
-                          f"(train one with model.name: siamfc, e.g. configs/siamfc_tiny.yaml)")
-    return family(trained_network(family, model_cfg, state, checkpoint), model_cfg.options, resolve_device(device))
+    loaded = load_model(checkpoint, device, expect="siamfc")
+    model_cfg = loaded.config.model
+    return family_of(model_cfg.name)(loaded.model, model_cfg.options, loaded.device)
 
 
-def read_trained(checkpoint: str | os.PathLike) -> tuple[Any, ModelConfig, dict]:
-    """(the family its config names, its model config, the checkpoint's state): what a tracking checkpoint
-    holds, before its network is built. UserError when the file is missing or not a checkpoint."""
-    state = load_checkpoint(checkpoint)
-    model_cfg = checkpoint_config(state, checkpoint).model
-    return family_of(model_cfg.name), model_cfg, state
-
-
-def trained_network(family: Any, model_cfg: ModelConfig, state: dict, checkpoint: str | os.PathLike) -> nn.Module:
-    """The family's network with the checkpoint's weights. The backbone's starting weights (model.pretrained)
-    are not read: the checkpoint holds every weight."""
-    network = family.build_network(dataclasses.replace(model_cfg, pretrained=""))
-    load_weights(network, state["model"], checkpoint)
-    return network
+def load_embedder(checkpoint: str | os.PathLike, device: str = "cpu") -> Embedder:
+    """The embedder a `python -m detection.train` run of a re-id config (e.g. configs/reid_tiny.yaml) saved, on
+    `device` (auto | cpu | cuda). UserError when the file is missing, not a checkpoint, or not a re-id model."""
+    loaded = load_model(checkpoint, device, expect="reid")
+    return ReIDEmbedder(loaded.model, loaded.config.model.options, loaded.device)

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
+from datasets.core.errors import UserError
 from datasets.view.plot import pyplot, save_figure
-from detection.errors import UserError
 from detection.tracking.boxes import centers, iou_matrix, xywh_to_xyxy
 from detection.tracking.hota import FramePairs, hota
 from detection.tracking.mot_io import MotRows

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 SEPARATORS = re.compile(r"[,\s]+")
 

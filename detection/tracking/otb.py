@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from datasets.core.errors import UserError
 from datasets.core.images import list_images, read_rgb
-from detection.errors import UserError
 from detection.tracking.base import SingleObjectTracker
 from detection.tracking.boxes import xywh_to_xyxy, xyxy_to_xywh
 from detection.tracking.metrics import sot_metrics

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datasets.core.errors import UserError
 from datasets.core.images import read_rgb
-from detection.data import load_coco
-from detection.errors import UserError
+from detection.data.coco import load_coco
 from detection.tracking.boxes import xywh_to_xyxy
 from detection.tracking.crops import box_in_crop, context_side, crop_square
 from detection.tracking.otb import find_sequences

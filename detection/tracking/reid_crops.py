@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datasets.core.errors import UserError
 from datasets.core.images import read_rgb
-from detection.errors import UserError
 from detection.tracking.crops import crop_square
 from detection.tracking.pairs import Clip, to_tensor
 from detection.tracking.reid_options import ReIDOptions

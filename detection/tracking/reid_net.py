@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datasets.core.errors import UserError
 from detection.backbones import Backbone, build_backbone
-from detection.errors import UserError
 from detection.tracking.reid_options import ReIDOptions
 
 

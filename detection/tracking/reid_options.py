@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 
 @dataclass

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.registry import TRACKERS
 from detection.tracking.base import TrackerFamily
 from detection.tracking.crops import context_side, crop_square

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 
 @dataclass

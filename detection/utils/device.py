@@ -6,7 +6,7 @@ import random
 import numpy as np
 import torch
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 
 def resolve_device(name: str = "auto") -> torch.device:

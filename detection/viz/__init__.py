@@ -1,4 +1,3 @@
-"""Pictures of runs, evaluations and a model's insides: curves, PR, confusion, gallery, feature maps, saliency.
-
-matplotlib (Agg backend) and OpenCV only: nothing here imports torch.
+"""Pictures of runs, evaluations, predictions and a model's insides: curves, PR, confusion, gallery, feature maps,
+saliency, detections (detections.py) and tracks (tracks.py) drawn on frames. matplotlib (Agg) and OpenCV: no torch.
 """

@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets.core.errors import UserError
 from datasets.view.plot import pyplot, save_figure
-from detection.errors import UserError
 
 VAL_KEYS = ("bbox_mAP", "bbox_mAP_50", "success_auc", "precision_20")  # detectors, then the SiamFC tracker
 MIN_PANEL = (4.0, 3.0)  # inches per panel at 100 dpi: 400 x 300 pixels

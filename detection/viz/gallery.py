@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from detection.utils.draw import draw_detections
+from detection.viz.detections import draw_detections
 
 TILE = 400  # pixels: each image is fitted into TILE x TILE
 CAPTION = 30  # pixels of caption strip above each tile

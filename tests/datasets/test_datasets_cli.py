@@ -1,4 +1,5 @@
-"""Every command: bad input ends with `error: ...` and exit 1 (no traceback, no output); stats, draw, tile."""
+"""Every command: bad input ends with `error: ...` and exit 1 (no traceback, no output), a usage error with the
+usage and exit 2 (argparse); stats, draw, tile."""
 import json
 import subprocess
 import sys
@@ -38,7 +39,6 @@ def run_cli(*args):
     (lambda t, p, i: ["from-masks", "--images", i, "--masks", t / "labels", "--out", t / "labels/classes.txt",
                       "--categories", t / "labels/classes.txt"], "is also an input"),
     (lambda t, p, i: ["synth", "--out", t / "o", "--num-images", "0"], "--num-images must be at least 1"),
-    (lambda t, p, i: ["split", p], "required: --out"),
     (lambda t, p, i: ["export", "--to", "yolo", "--split", f"training={p}", "--images", i, "--out", t / "o"],
      "--split training="),
     (lambda t, p, i: ["export", "--to", "yolo", "--split", f"train={p}", "--split", f"val={p}", "--images", i,
@@ -73,22 +73,35 @@ def test_bad_input_is_one_line_and_status_1(shapes, tmp_path, capsys, make_args,
     assert json.loads(path.read_text()) == before
 
 
+@pytest.mark.parametrize("args, message", [
+    (["split", "{p}"], "the following arguments are required: --out"),
+    (["split", "{p}", "--out", "o", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["split", "{p}", "--out", "o", "--val", "lots"], "argument --val: invalid float value"),
+    (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+])
+def test_usage_errors_print_the_usage_and_exit_2(shapes, tmp_path, capsys, args, message):
+    path = shapes[0]
+    assert main([a.format(p=path) for a in args], prog="detpipe data") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: detpipe data") and message in err and "Traceback" not in err
+    assert not (Path.cwd() / "o").exists()
+
+
 def test_subprocess_errors_have_no_traceback(tmp_path):
     (tmp_path / "x.json").write_text('{"images": [], "annotations": {}, "categories": []}')
     for args in (["validate", tmp_path / "x.json"], ["stats", tmp_path / "nope.json"],
-                 ["convert", "--from", "yolo", "--src", tmp_path, "--images", tmp_path, "--out", tmp_path / "o.json"],
-                 ["nosuchcommand"]):
+                 ["convert", "--from", "yolo", "--src", tmp_path, "--images", tmp_path, "--out", tmp_path / "o.json"]):
         result = run_cli(*args)
         assert result.returncode == 1, (args, result.stderr)
         assert "error:" in result.stderr and "Traceback" not in result.stderr
+    wrong = run_cli("nosuchcommand")
+    assert wrong.returncode == 2 and wrong.stderr.startswith("usage: python -m datasets")
     assert "field 'annotations' is missing or not a list" in run_cli("validate", tmp_path / "x.json").stderr
 
 
 def test_help_for_every_command():
     for command in ("synth", "from-masks", "convert", "export", "validate", "split", "merge", "tile", "stats", "draw"):
-        with pytest.raises(SystemExit) as done:
-            main([command, "--help"])
-        assert done.value.code == 0
+        assert main([command, "--help"]) == 0
 
 
 def test_stats_numbers_and_plot(shapes, tmp_path, capsys):

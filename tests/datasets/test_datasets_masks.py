@@ -159,8 +159,10 @@ def test_star_value_means_every_other_value(folders, tmp_path):
 
 
 def test_category_and_categories_together_are_refused(folders, tmp_path, capsys):
+    """A usage error: argparse's usage and error, exit 2."""
     images, masks = folders
     (tmp_path / "cats.json").write_text("[]")
     assert main(["from-masks", "--images", str(images), "--masks", str(masks), "--out", str(tmp_path / "o.json"),
-                 "--category", "cell", "--categories", str(tmp_path / "cats.json")]) == 1
-    assert "not allowed with argument" in capsys.readouterr().err
+                 "--category", "cell", "--categories", str(tmp_path / "cats.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ") and "not allowed with argument" in err

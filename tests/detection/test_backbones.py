@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from detection.backbones import Backbone, ShapeSpec, build_backbone, list_backbones
-from detection.errors import UserError
 from detection.necks import build_neck, list_necks
 from detection.necks.fpn import FPN
 from detection.necks.select import SelectFeatures
@@ -211,7 +211,7 @@ def test_pretrained_garbage_file_is_user_error(tmp_path):
 def test_checkpoint_needs_not_the_starting_weights_file(tmp_path):
     """A model trained from local backbone weights loads from its checkpoint after that file is gone."""
     from detection.config import config_from_dict
-    from detection.engine.checkpoint import build_from_checkpoint, save_checkpoint
+    from detection.engine.checkpoint import load_model, save_checkpoint
     from detection.models import build_detector
 
     weights = tmp_path / "tiny.pt"
@@ -222,5 +222,5 @@ def test_checkpoint_needs_not_the_starting_weights_file(tmp_path):
     save_checkpoint(tmp_path / "model.pt", {"config": cfg.to_dict(), "model": model.state_dict(),
                                             "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]})
     weights.unlink()
-    loaded, _, _ = build_from_checkpoint(tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt").model
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())

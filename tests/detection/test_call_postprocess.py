@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from detection.cli.eval import main as eval_main
+from detection.cli.predict import main as predict_main
 from detection.config import DEFAULT_SCORE_THRESHOLD, EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD, PostprocessConfig
 from detection.engine.checkpoint import load_checkpoint, save_checkpoint
-from detection.eval import main as eval_main
-from detection.predict import main as predict_main
-from detection.predictor import Predictor
+from detection.inference.predictor import Predictor
 
 
 def with_own_postprocess(source: Path, target: Path, **postprocess) -> Path:

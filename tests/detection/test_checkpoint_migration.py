@@ -16,7 +16,7 @@ from datasets.core.images import read_rgb
 from detection.config import config_from_dict
 from detection.engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from detection.engine.migrate import upgrade
-from detection.predictor import Predictor
+from detection.inference.predictor import Predictor
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoint_v1"
 ROOT = Path(__file__).resolve().parents[2]

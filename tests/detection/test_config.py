@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from datasets.core.errors import UserError
 from detection.config import Config, config_from_dict, load_config, parse_overrides, save_config
-from detection.errors import UserError
 from tiny_run import DEMO, ROOT
 
 

@@ -10,9 +10,9 @@ import torch
 
 from detection.config import config_from_dict
 from detection.engine.checkpoint import save_checkpoint
-from detection.engine.inference import to_detections
+from detection.inference.detections import to_detections
+from detection.inference.predictor import Predictor
 from detection.models import Detector, build_detector, list_detectors
-from detection.predictor import Predictor
 
 SIZE = 64
 CATEGORIES = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 7, "name": "triangle"}]
@@ -203,7 +203,7 @@ def test_a_low_call_cut_afterwards_equals_the_higher_call(trained, low):
 
 
 def test_call_values_out_of_range_are_user_errors(trained):
-    from detection.errors import UserError
+    from datasets.core.errors import UserError
 
     _, model = trained
     images, _ = batch()

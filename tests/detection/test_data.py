@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from datasets.core.images import read_rgb
 from detection.config import AugmentConfig
-from detection.data import CocoDetection, build_transform, collate, letterbox_scale, load_coco
-from detection.errors import UserError
+from detection.data.coco import CocoDetection, collate, load_coco
+from detection.data.transforms import build_transform, letterbox_scale
 
 # label -> RGB colour of that class's rectangles; the background is black
 COLORS = {1: (255, 0, 0), 2: (0, 255, 0), 3: (0, 0, 255)}

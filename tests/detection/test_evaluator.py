@@ -10,13 +10,14 @@ import pytest
 import torch
 from pycocotools.cocoeval import COCOeval
 
+from datasets.core.errors import UserError
 from datasets.core.images import read_rgb
-from detection.data import CocoDetection, build_transform, collate, load_coco
-from detection.engine.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from detection.data.coco import CocoDetection, collate, load_coco
+from detection.data.transforms import build_transform
+from detection.engine.checkpoint import load_checkpoint, load_model, save_checkpoint
 from detection.engine.evaluator import METRIC_NAMES, coco_metrics, evaluate, predict_loader
-from detection.engine.inference import to_detections
-from detection.errors import UserError
-from detection.predictor import Predictor
+from detection.inference.detections import to_detections
+from detection.inference.predictor import Predictor
 
 EXPECTED = ["bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_small", "bbox_mAP_medium", "bbox_mAP_large",
             "bbox_AR_1", "bbox_AR_10", "bbox_AR_100", "bbox_AR_small", "bbox_AR_medium", "bbox_AR_large"]
@@ -95,8 +96,9 @@ def test_checkpoint_is_plain_data_and_rebuilds_the_model(tiny_checkpoint):
     for key in ("config", "model", "categories", "epoch", "metrics"):
         assert key in raw
     assert [c["name"] for c in raw["categories"]] == ["circle", "square", "triangle"]
-    model, cfg, state = build_from_checkpoint(tiny_checkpoint)
-    assert not model.training
+    loaded = load_model(tiny_checkpoint)
+    model, cfg = loaded.model, loaded.config
+    assert loaded.kind == "detector" and loaded.categories == raw["categories"] and not model.training
     assert cfg.model.backbone == raw["config"]["model"]["backbone"]
     for key, value in model.state_dict().items():
         assert torch.equal(value, raw["model"][key]), key
@@ -142,7 +144,8 @@ def test_checkpoint_with_code_is_refused(tmp_path):
 # ---- evaluate over a loader, predictor ---------------------------------------------------------
 
 def test_evaluate_runs_model_over_loader(tiny_checkpoint, shapes_dir):
-    model, cfg, state = build_from_checkpoint(tiny_checkpoint)
+    loaded = load_model(tiny_checkpoint)
+    model, cfg = loaded.model, loaded.config
     ds = CocoDetection(shapes_dir / "annotations.json", shapes_dir / "images",
                        build_transform(cfg.data.input_size, train=False))
     loader = torch.utils.data.DataLoader(ds, batch_size=8, collate_fn=collate)

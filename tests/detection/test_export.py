@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from datasets.core.errors import UserError
+from detection.cli.export import main as export_main
 from detection.config import config_from_dict
 from detection.deploy.check import compare, differences, sample_images, sample_proposals
 from detection.deploy.exporter import export_detector
 from detection.deploy.formats import quiet_tracing
 from detection.deploy.runtime import load_exported, load_onnx
-from detection.errors import UserError
-from detection.export import main as export_main
 from detection.models import build_detector, list_detectors
 from test_scripts import assert_one_error_line  # tests/detection is on sys.path (pytest prepend mode)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from detection.config import ModelConfig, PostprocessConfig
-from detection.errors import UserError
 from detection.models import build_detector
 from detection.models.faster_rcnn import FasterRCNNOptions
 

@@ -10,12 +10,12 @@ from torch import nn
 
 from datasets.core.coco import save_coco
 from detection.backbones import Backbone, build_backbone, list_backbones
+from detection.cli.inspect import main
 from detection.config import config_from_dict
 from detection.engine.checkpoint import save_checkpoint
-from detection.inspect import inspect_model
-from detection.inspect.__main__ import main
 from detection.inspect.coverage import coverage
 from detection.inspect.geometry import Geometry, resized
+from detection.inspect.layers import inspect_model
 from detection.inspect.report import FeatureMap
 from detection.models import build_detector, list_detectors
 

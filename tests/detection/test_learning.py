@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from datasets.synthetic.shapes import make_shapes
-from detection.engine.trainer import Trainer
+from detection.tasks import build_trainer
 from tiny_run import tiny_config
 
 BAR = 0.15
@@ -34,7 +34,7 @@ def test_tiny_faster_rcnn_learns_shapes(tmp_path):
         "data.val.annotations": str(tmp_path / "val" / "annotations.json"),
         "data.val.images": str(tmp_path / "val" / "images"),
     })
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     untrained = trainer.evaluate()["bbox_mAP_50"]
     start = time.time()
     metrics = trainer.fit()

@@ -11,12 +11,14 @@ import pytest
 import torch
 
 import detection.data.image_cache as image_cache
+from datasets.core.errors import UserError
 from datasets.synthetic.shapes import make_shapes
 from detection.config import AugmentConfig
-from detection.data import CocoDetection, build_transform
+from detection.data.coco import CocoDetection
 from detection.data.epoch_seed import EpochSeeded
-from detection.engine.trainer import Trainer, make_loader, pins_memory, restart
-from detection.errors import UserError
+from detection.data.transforms import build_transform
+from detection.engine.trainer import make_loader, pins_memory, restart
+from detection.tasks import build_trainer
 from tiny_run import tiny_config
 
 AUG = AugmentConfig(hflip=0.5, scale_min=0.8, scale_max=1.2, color=0.3, mosaic=0.5)
@@ -142,10 +144,10 @@ def test_training_with_workers_and_a_ram_cache_resumes_exactly(tmp_path, data):
             "data.val.annotations": "", "train.warmup_epochs": "0", "train.plots": "false",
             "data.num_workers": "2", "data.cache_images": "ram", "data.augment.mosaic": "0.5",
             "train.scheduler": "step", "train.milestones": "[10.0]"}  # a schedule that ignores the planned length
-    straight = Trainer(tiny_config(tmp_path / "a", data, **{**fast, "train.epochs": "2"}), progress=False)
+    straight = build_trainer(tiny_config(tmp_path / "a", data, **{**fast, "train.epochs": "2"}), progress=False)
     straight.fit()
-    Trainer(tiny_config(tmp_path / "b", data, **{**fast, "train.epochs": "1"}), progress=False).fit()
-    resumed = Trainer(tiny_config(tmp_path / "b", data, **{**fast, "train.epochs": "2"}), resume=True, progress=False)
+    build_trainer(tiny_config(tmp_path / "b", data, **{**fast, "train.epochs": "1"}), progress=False).fit()
+    resumed = build_trainer(tiny_config(tmp_path / "b", data, **{**fast, "train.epochs": "2"}), resume=True, progress=False)
     resumed.fit()
     assert resumed.kept_loader is None  # the workers were stopped at the end
     for key, value in straight.model.state_dict().items():

@@ -10,7 +10,8 @@ import torch
 
 from datasets.synthetic.shapes import make_shapes
 from detection.config import config_from_dict
-from detection.data import CocoDetection, build_transform, collate
+from detection.data.coco import CocoDetection, collate
+from detection.data.transforms import build_transform
 from detection.engine.evaluator import evaluate
 from detection.models import build_detector
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from datasets.core.errors import UserError
 from datasets.synthetic.shapes import make_shapes
-from detection.errors import UserError
 from detection.proposals import PROPOSERS, ProposalConfig, build_proposer, list_proposers
 from detection.proposals.selective_search import rank
 from detection.proposals.sliding_window import edge_map, edge_scores, windows

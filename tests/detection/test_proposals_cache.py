@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from datasets.synthetic.shapes import make_shapes
-from detection.errors import UserError
 from detection.proposals import ProposalConfig, build_proposer
 from detection.proposals.cache import ProposalCache
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from datasets.synthetic.shapes import make_shapes
-from detection.proposals.__main__ import main
+from detection.cli.proposals import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

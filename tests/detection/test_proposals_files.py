@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from detection.proposals.files import read_proposals, write_proposals
 
 SIZES = {"a.png": (40, 60), "sub/b.jpg": (100, 80)}  # file_name -> (height, width)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from detection.config import config_from_dict
 from detection.data.transforms import letterbox_scale
 from detection.engine.checkpoint import save_checkpoint
-from detection.errors import UserError
 from detection.models import build_detector
 from detection.proposals import ProposalConfig, build_proposer
 
@@ -43,16 +43,17 @@ def image(height: int, width: int) -> np.ndarray:
 
 def test_rpn_boxes_are_the_networks_own_scaled_to_the_image(checkpoint):
     """Same boxes as running the RPN by hand on the letterboxed image, divided by the letterbox scale."""
-    from detection.engine.checkpoint import build_from_checkpoint
-    from detection.predictor import Predictor
+    from detection.engine.checkpoint import load_model
+    from detection.inference.predictor import Predictor
 
     proposer = build_proposer(ProposalConfig(method="rpn", checkpoint=str(checkpoint), min_size=0))
     picture = image(100, 160)
     boxes = proposer(picture)
     assert boxes.dtype == np.float32 and boxes.shape[1] == 4 and len(boxes) > 10
     assert (boxes[:, 2] <= 160).all() and (boxes[:, 3] <= 100).all() and (boxes[:, :2] >= 0).all()
-    model, cfg, state = build_from_checkpoint(checkpoint)
-    predictor = Predictor(model, state["categories"], SIZE, torch.device("cpu"))
+    loaded = load_model(checkpoint)
+    model = loaded.model
+    predictor = Predictor(model, loaded.categories, SIZE, torch.device("cpu"))
     with torch.no_grad():
         images, _ = model.model.transform([predictor.preprocess(picture)])
         expected, _ = model.model.rpn(images, model.model.backbone(images.tensors))

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from datasets.core.errors import UserError
+from detection.cli.train import main as train_main
 from detection.config import load_config
-from detection.engine.trainer import Trainer
-from detection.errors import UserError
-from detection.train import main as train_main
+from detection.tasks import build_task, build_trainer
 from tiny_run import DEMO, FAST_64, shapes_64, tiny_config
 
 # 8 images of 64 px, global batch 4 (2 per worker): two steps per epoch, as in test_trainer.py
@@ -70,7 +70,7 @@ def test_two_workers_write_what_single_process_training_writes(two_worker_run, t
     assert all(r["loss"] == pytest.approx(sum(r[k] for k in r if k.startswith("loss_")), abs=1e-3)
                for r in records if r["type"] == "train")  # the workers' mean loss is the sum of their mean terms
     single = tmp_path / "single"
-    Trainer(tiny_config(single, tiny_data, **FAST), progress=False).fit()
+    build_trainer(tiny_config(single, tiny_data, **FAST), progress=False).fit()
     for name in ("last.pt", "best.pt"):
         ray_state, plain_state = weights(out / name), weights(single / name)
         assert ray_state.keys() == plain_state.keys(), name
@@ -82,7 +82,7 @@ def test_two_workers_write_what_single_process_training_writes(two_worker_run, t
 
 
 def test_eval_loads_the_two_worker_checkpoint(two_worker_run, tiny_data):
-    from detection.eval import main as eval_main
+    from detection.cli.eval import main as eval_main
 
     result = two_worker_run / "eval.json"
     assert eval_main(["--checkpoint", str(two_worker_run / "best.pt"), "--annotations",
@@ -118,7 +118,7 @@ def test_bad_trainer_settings_are_clear_errors(tiny_data, tmp_path):
 
         cfg = load_config(DEMO, overrides(tmp_path / "gpu", tiny_data, **{"trainer.use_gpu": "true"}))
         with pytest.raises(UserError, match="use_gpu=true needs one CUDA device per worker"):
-            fit_on_ray(cfg)
+            fit_on_ray(cfg, build_task)
         assert not (tmp_path / "gpu").exists()  # stopped before Ray or any file
 
 

@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from datasets.synthetic.shapes import make_shapes
+from detection.cli.eval import main as eval_main
 from detection.config import load_config
-from detection.data import CocoDetection, build_transform
+from detection.data.coco import CocoDetection
 from detection.data.proposals import PROPOSAL
-from detection.engine.trainer import Trainer
-from detection.errors import UserError
-from detection.eval import main as eval_main
-from detection.predictor import Predictor
+from detection.data.transforms import build_transform
+from detection.inference.predictor import Predictor
+from detection.tasks import build_trainer
 from tiny_run import ROOT
 
 FAMILIES = {"rcnn": "rcnn_tiny.yaml", "fast_rcnn": "fast_rcnn_tiny.yaml", "fast_rcnn_spp": "fast_rcnn_tiny.yaml"}
@@ -51,7 +52,7 @@ def config(name: str, data: Path, out: Path, **extra):
 
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_loss_falls_on_a_repeated_batch(name, six_images, tmp_path):
-    trainer = Trainer(config(name, six_images, tmp_path / name, **{"data.augment.hflip": 0}), progress=False)
+    trainer = build_trainer(config(name, six_images, tmp_path / name, **{"data.augment.hflip": 0}), progress=False)
     images, targets = next(iter(trainer.loader(trainer.train_set, False, 0)))
     assert all(len(t["proposals"]) > 0 for t in targets), "proposals come through the data path"
     losses = [trainer.train_step(images, targets)["loss"] for _ in range(40)]
@@ -60,7 +61,7 @@ def test_loss_falls_on_a_repeated_batch(name, six_images, tmp_path):
 
 @pytest.mark.parametrize("name", ["rcnn", "fast_rcnn"])
 def test_trains_evaluates_and_predicts_from_the_checkpoint_alone(name, six_images, tmp_path):
-    metrics = Trainer(config(name, six_images, tmp_path / "run"), progress=False).fit()
+    metrics = build_trainer(config(name, six_images, tmp_path / "run"), progress=False).fit()
     assert {"bbox_mAP", "bbox_mAP_50"} <= set(metrics)
     shutil.rmtree(tmp_path / "proposal_cache")  # eval and predict propose from the images themselves
     code = eval_main(["--checkpoint", str(tmp_path / "run" / "best.pt"), "--images", str(six_images / "images"),
@@ -77,11 +78,11 @@ def test_trains_evaluates_and_predicts_from_the_checkpoint_alone(name, six_image
 
 
 def test_proposal_cache_is_filled_once_and_reused(six_images, tmp_path):
-    Trainer(config("fast_rcnn", six_images, tmp_path / "a"), progress=False)
+    build_trainer(config("fast_rcnn", six_images, tmp_path / "a"), progress=False)
     files = sorted((tmp_path / "proposal_cache").rglob("*.npy"))
     assert len(files) == 6, "one file per image (train and val share the images)"
     stamps = [f.stat().st_mtime_ns for f in files]
-    Trainer(config("fast_rcnn", six_images, tmp_path / "b"), progress=False)
+    build_trainer(config("fast_rcnn", six_images, tmp_path / "b"), progress=False)
     assert [f.stat().st_mtime_ns for f in sorted((tmp_path / "proposal_cache").rglob("*.npy"))] == stamps
 
 
@@ -113,7 +114,7 @@ def test_image_with_no_objects_and_no_proposals_trains_and_predicts(tmp_path):
     file.write_text(json.dumps({im["file_name"]: [] for im in coco["images"]}))
     cfg = config("fast_rcnn", data, tmp_path / "run", **{"data.train.proposals": file,
                                                           "data.val.proposals": file, "train.batch_size": 2})
-    metrics = Trainer(cfg, progress=False).fit()
+    metrics = build_trainer(cfg, progress=False).fit()
     assert np.isfinite(metrics["bbox_mAP"])
 
 
@@ -122,4 +123,4 @@ def test_proposals_file_naming_an_unknown_image_is_a_clear_error(six_images, tmp
     file.write_text(json.dumps({"nope.png": [[1, 1, 5, 5]]}))
     cfg = config("fast_rcnn", six_images, tmp_path / "run", **{"data.train.proposals": file})
     with pytest.raises(UserError, match=r"proposals\.json.*nope\.png"):
-        Trainer(cfg, progress=False)
+        build_trainer(cfg, progress=False)

@@ -1,11 +1,11 @@
 """Registry: duplicates refused, unknown names answered with close matches, names sorted."""
 import pytest
 
+from datasets.core.errors import UserError
 from detection.backbones import build_backbone, list_backbones
-from detection.errors import UserError
+from detection.config import ModelConfig
 from detection.models import build_detector, list_detectors
 from detection.necks import list_necks
-from detection.config import ModelConfig
 from detection.registry import DETECTORS, TRACKERS, Registry
 
 

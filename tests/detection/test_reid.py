@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from datasets.synthetic.sequences import make_sequences
 from datasets.synthetic.shapes import make_shapes
+from detection.cli.track import main
 from detection.config import load_config
-from detection.engine.checkpoint import build_from_checkpoint
-from detection.engine.trainer import Trainer
-from detection.errors import UserError
-from detection.track import main
-from detection.tracking.load import NotATracker, load_tracker
+from detection.engine.checkpoint import WrongModelKind, load_model
+from detection.tasks import build_trainer
+from detection.tracking.load import load_embedder, load_tracker
 from detection.tracking.metrics import mot_metrics
 from detection.tracking.mot_io import read_mot
-from detection.tracking.reid import load_embedder
 from detection.tracking.reid_net import batch_hard_triplet_loss, build_reid_net
 from tiny_run import ROOT
 
@@ -61,7 +60,7 @@ def test_embeddings_are_unit_norm(shapes):
 def trained(shapes):
     root, annotations = shapes
     torch.manual_seed(0)
-    metrics = Trainer(reid_config(root, annotations), progress=False).fit()
+    metrics = build_trainer(reid_config(root, annotations), progress=False).fit()
     return root / "run", metrics
 
 
@@ -76,7 +75,7 @@ def test_a_tiny_reid_model_trains_through_the_trainer_and_its_loss_falls(trained
 def test_a_reid_run_resumes_from_its_last_checkpoint(shapes, trained, tmp_path):
     shutil.copytree(trained[0], tmp_path / "run")
     cfg = reid_config(tmp_path, shapes[1], **{"train.epochs": 4})
-    trainer = Trainer(cfg, resume=True, progress=False)
+    trainer = build_trainer(cfg, resume=True, progress=False)
     assert trainer.epoch == 3
     trainer.fit()
     assert trainer.epoch == 4 and "top1" in trainer.metrics
@@ -92,8 +91,8 @@ def test_the_checkpoint_loads_as_an_embedder(trained):
 
 def test_an_embedder_is_not_a_detector_nor_a_single_object_tracker(trained):
     with pytest.raises(UserError, match="not a detector.*--reid"):
-        build_from_checkpoint(trained[0] / "best.pt")
-    with pytest.raises(NotATracker, match="not a single-object tracker"):
+        load_model(trained[0] / "best.pt", expect="detector")
+    with pytest.raises(WrongModelKind, match="not a single-object tracker"):
         load_tracker(trained[0] / "best.pt")
 
 

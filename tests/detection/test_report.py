@@ -15,16 +15,17 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from datasets.core.errors import UserError
 from datasets.synthetic.shapes import make_shapes
 from datasets.view.draw import color_of
-from detection.data import CocoDetection, build_transform, collate
-from detection.engine.checkpoint import build_from_checkpoint
+from detection.cli.plot import main as plot_main
+from detection.data.coco import CocoDetection, collate
+from detection.data.transforms import build_transform
+from detection.engine.checkpoint import load_model
 from detection.engine.confusion import confusion_matrix
 from detection.engine.evaluator import coco_metrics, predict_loader, run_cocoeval
 from detection.engine.per_class import per_class_ap
-from detection.engine.trainer import Trainer
-from detection.errors import UserError
-from detection.plot import main as plot_main
+from detection.tasks import build_trainer
 from detection.viz.curves import curves_figure, read_curves
 from detection.viz.gallery import CAPTION, gallery
 from test_scripts import assert_one_error_line, train_args  # tests/detection is on sys.path (prepend mode)
@@ -41,11 +42,11 @@ def decoded(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def model_results(tiny_checkpoint, shapes_dir) -> tuple[COCO, list[dict]]:
     """The tiny checkpoint's detections on its 16 training images, with the ground truth."""
-    model, cfg, state = build_from_checkpoint(tiny_checkpoint)
+    loaded = load_model(tiny_checkpoint)
     dataset = CocoDetection(shapes_dir / "annotations.json", shapes_dir / "images",
-                            build_transform(cfg.data.input_size, train=False))
+                            build_transform(loaded.config.data.input_size, train=False))
     loader = torch.utils.data.DataLoader(dataset, batch_size=8, collate_fn=collate)
-    return dataset.coco, predict_loader(model, loader, state["categories"], torch.device("cpu"))
+    return dataset.coco, predict_loader(loaded.model, loader, loaded.categories, torch.device("cpu"))
 
 
 # ---- per-class AP ------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def test_gallery_scales_boxes_with_the_image():
 
 
 def test_eval_cli_bad_picture_options(tmp_path, capsys, tiny_checkpoint, shapes_dir):
-    from detection.eval import main as eval_main
+    from detection.cli.eval import main as eval_main
 
     base = ["--checkpoint", str(tiny_checkpoint), "--annotations", str(shapes_dir / "annotations.json"),
             "--images", str(shapes_dir / "images"), "--out", str(tmp_path / "eval.json"), "--device", "cpu"]
@@ -205,7 +206,7 @@ def test_eval_cli_bad_picture_options(tmp_path, capsys, tiny_checkpoint, shapes_
 
 def test_labels_of_overlapping_boxes_do_not_cover_each_other():
     from datasets.view.draw import label_size
-    from detection.utils.draw import free_anchor
+    from detection.viz.detections import free_anchor
 
     taken: list = []
     box = ((50, 50), (150, 150))
@@ -252,13 +253,13 @@ def test_plot_cli_bad_input(tmp_path, capsys, tiny_checkpoint):
 # ---- TensorBoard -------------------------------------------------------------------------------
 
 def test_missing_tensorboard_is_one_clear_error(tmp_path, capsys, monkeypatch, shapes_dir):
-    from detection.train import main as train_main
+    from detection.cli.train import main as train_main
 
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard now raises ImportError
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     cfg = tiny_config(tmp_path / "run", shapes_dir, **{"train.tensorboard": "true"})
     with pytest.raises(UserError, match=r"'tensorboard' package.*pip install tensorboard"):
-        Trainer(cfg, progress=False)
+        build_trainer(cfg, progress=False)
     assert train_main(train_args(tmp_path / "run", shapes_dir, "train.tensorboard=true")) == 1
     assert_one_error_line(capsys, "'tensorboard' package", "pip install tensorboard")
     assert not (tmp_path / "run").exists()
@@ -273,7 +274,7 @@ def test_tensorboard_scalars_and_plots_off(tmp_path):
     out = tmp_path / "run"
     cfg = tiny_config(out, data, **{**FAST, "data.val.annotations": str(data / "annotations.json"),
                                     "train.tensorboard": "true", "train.plots": "false"})
-    Trainer(cfg, progress=False).fit()
+    build_trainer(cfg, progress=False).fit()
     assert not list(out.glob("*.png")) and not list(out.glob("*.jpg"))  # train.plots=false
     events = EventAccumulator(str(out / "tb"))
     events.Reload()

@@ -6,7 +6,7 @@ from tiny_run import tiny_config
 
 from datasets.synthetic.shapes import make_shapes
 from detection.engine.schedule import WARMUP_CAP, lr_multiplier, warmup_steps
-from detection.engine.trainer import Trainer
+from detection.tasks import build_trainer
 
 
 def curve(total: int, warmup: int, **kwargs) -> list[float]:
@@ -45,7 +45,7 @@ def test_trainer_lr_reaches_its_peak_in_a_few_hundred_steps(tmp_path):
     make_shapes(tmp_path / "data", 57, seed=1, image_size=64, min_size=12, max_size=32)
     cfg = tiny_config(tmp_path / "run", tmp_path / "data", **{"train.epochs": "40", "train.batch_size": "8",
                                                               "train.warmup_epochs": "1"})
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     factors = [trainer.lr_factor(step) for step in range(trainer.epochs * trainer.iters_per_epoch)]
     assert len(factors) == 320 and factors[8] == pytest.approx(1.0)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(cfg.train.lr * 0.001)

@@ -14,10 +14,10 @@ import torch
 from pycocotools.coco import COCO
 
 from datasets.synthetic.shapes import make_shapes
+from detection.cli.eval import main as eval_main
+from detection.cli.predict import main as predict_main
+from detection.cli.train import main as train_main
 from detection.engine.checkpoint import save_checkpoint
-from detection.eval import main as eval_main
-from detection.predict import main as predict_main
-from detection.train import main as train_main
 from tiny_run import DEMO
 
 METRIC_KEYS = {"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_small", "bbox_mAP_medium", "bbox_mAP_large"}
@@ -84,16 +84,14 @@ def test_train_cli_missing_annotations(tmp_path, capsys):
 
 @pytest.mark.parametrize("main, argv", [
     (train_main, []),
+    (train_main, [str(DEMO), "--no-such-flag"]),
     (eval_main, ["--checkpoint", "x.pt"]),
     (predict_main, ["--checkpoint", "x.pt", "--source", "a.jpg", "--out", "o", "--score-threshold", "high"]),
-], ids=["train", "eval", "predict"])
-def test_cli_usage_mistake_exits_1(capsys, main, argv):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    assert code == 1
+], ids=["train", "train-flag", "eval", "predict"])
+def test_cli_usage_mistake_prints_the_usage_and_exits_2(capsys, main, argv):
+    assert main(argv, prog="detpipe cmd") == 2
     err = capsys.readouterr().err
+    assert err.startswith("usage: detpipe cmd")
     assert len([line for line in err.splitlines() if "error:" in line]) == 1, err  # argparse's own line
     assert "Traceback" not in err
 
@@ -126,11 +124,13 @@ def test_eval_cli_writes_metrics(tmp_path, capsys, tiny_checkpoint, shapes_dir):
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png", "pr_curves.png",
                                                                       "val_predictions.jpg"]
     # the same numbers as evaluating the checkpoint in-process
-    from detection.data import CocoDetection, build_transform, collate
-    from detection.engine.checkpoint import build_from_checkpoint
+    from detection.data.coco import CocoDetection, collate
+    from detection.data.transforms import build_transform
+    from detection.engine.checkpoint import load_model
     from detection.engine.evaluator import evaluate
 
-    model, cfg, _ = build_from_checkpoint(tiny_checkpoint)
+    loaded = load_model(tiny_checkpoint)
+    model, cfg = loaded.model, loaded.config
     dataset = CocoDetection(shapes_dir / "annotations.json", shapes_dir / "images",
                             build_transform(cfg.data.input_size, train=False))
     loader = torch.utils.data.DataLoader(dataset, batch_size=8, collate_fn=collate)

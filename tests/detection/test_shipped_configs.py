@@ -12,7 +12,7 @@ import yaml
 
 from datasets.synthetic.shapes import make_shapes
 from detection.config import load_config
-from detection.engine.trainer import Trainer
+from detection.tasks import build_trainer
 from tiny_run import ROOT
 
 RECIPES = sorted(p for p in (ROOT / "configs").glob("*.yaml") if "model" in (yaml.safe_load(p.read_text()) or {}))
@@ -41,7 +41,7 @@ def test_recipe_builds_and_takes_one_training_step(recipe: Path, two_images: Pat
     if load_config(recipe).model.name == "rcnn":  # a crop per proposal through the backbone: keep them few and small
         overrides.update({"model.rcnn.crop_size": 64, "model.rcnn.rois_per_image": 8})
     cfg = load_config(recipe, [f"{k}={v}" for k, v in overrides.items()])
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     before = [p.detach().clone() for p in trainer.model.parameters() if p.requires_grad]
     images, targets = next(iter(trainer.loader(trainer.train_set, True, cfg.seed)))
     losses = trainer.train_step(images, targets)

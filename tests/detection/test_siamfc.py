@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from datasets.synthetic.sequences import make_sequences
 from datasets.synthetic.shapes import make_shapes
 from detection.backbones import build_backbone
 from detection.config import config_from_dict
-from detection.errors import UserError
 from detection.registry import TRACKERS
 from detection.tracking.crops import box_in_crop, context_side, crop_square
 from detection.tracking.metrics import sot_metrics

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from datasets.synthetic.shapes import make_shapes
+from detection.cli.track import main as track_main
+from detection.cli.train import main as train_main
 from detection.config import load_config
-from detection.engine.checkpoint import save_checkpoint
-from detection.track import main as track_main
-from detection.tracking.load import NotATracker, load_tracker
-from detection.train import main as train_main
+from detection.engine.checkpoint import WrongModelKind, save_checkpoint
+from detection.tracking.load import load_tracker
 from tiny_run import DEMO, ROOT
 
 TINY = ROOT / "configs" / "siamfc_tiny.yaml"
@@ -106,7 +106,7 @@ def test_load_tracker_for_the_service(trained):
     tracker.init(image, np.array([40.0, 40.0, 70.0, 70.0]))
     box, score = tracker.update(image)
     assert box.shape == (4,) and np.isfinite(box).all() and 0 <= score <= 1
-    with pytest.raises(NotATracker):
+    with pytest.raises(WrongModelKind):
         load_tracker(detector_checkpoint(out.parent / "detector.pt"))
 
 
@@ -135,7 +135,7 @@ def test_bad_input(trained, tmp_path, capsys):
     cases = [
         (["--source", str(fake), "--checkpoint", ckpt, "--init", "10,10,20,20"], ("fake.mp4", "not a readable video")),
         (["--source", str(empty), "--checkpoint", ckpt, "--init", "10,10,20,20"], ("empty", "no images")),
-        (["--source", video, "--checkpoint", ckpt, "--init", "120,10,20,20"], ("--init", "not inside", "128x128")),
+        (["--source", video, "--checkpoint", ckpt, "--init", "120,10,20,20"], ("init box", "not inside", "128x128")),
         (["--source", video, "--checkpoint", ckpt, "--init", "10,10,0,20"], ("--init", "zero size")),
         (["--source", video, "--checkpoint", ckpt, "--init", "10,10,20"], ("--init must be x,y,w,h",)),
         (["--source", video, "--checkpoint", str(not_ours), "--init", "10,10,20,20"], ("other.pt", "not a detpipe")),
@@ -154,8 +154,8 @@ def test_bad_input(trained, tmp_path, capsys):
 
 
 def test_a_tracker_checkpoint_is_refused_by_the_detector_scripts(trained, tmp_path, capsys):
-    from detection.eval import main as eval_main
-    from detection.predict import main as predict_main
+    from detection.cli.eval import main as eval_main
+    from detection.cli.predict import main as predict_main
 
     out, data, _ = trained
     image = sorted((data / "images").iterdir())[0]

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from detection.config import config_from_dict
-from detection.errors import UserError
 from detection.models import build_detector
 from detection.models.anchors import grid_anchors, ssd_box_sizes
 from detection.models.box_coder import decode, encode

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from datasets.core.errors import UserError
 from datasets.synthetic.sequences import make_sequences
 from datasets.synthetic.shapes import make_shapes
-from detection.errors import UserError
 from detection.registry import TRACKERS
 from detection.tracking.boxes import xywh_to_xyxy
 from detection.tracking.bytetrack import ByteTracker, ByteTrackOptions

@@ -8,7 +8,7 @@ import pytest
 from datasets.core.video import open_video, video_frames
 from datasets.synthetic.sequences import make_sequences
 from datasets.synthetic.shapes import make_shapes
-from detection.track import main
+from detection.cli.track import main
 from detection.tracking.metrics import mot_metrics
 from detection.tracking.mot_io import read_mot
 
@@ -96,9 +96,31 @@ def test_bad_input(sequence, tmp_path, capsys):
         (["--source", video], ("--checkpoint", "--detections")),
         (["--source", video, "--checkpoint", str(tmp_path / "x.pt"), "--nms-iou", "0"], ("--nms-iou",)),
         (["--source", video, "--checkpoint", str(tmp_path / "x.pt")], ("x.pt",)),
+        (["--source", video, "--detections", str(detections), "--low-match-iou", "2"], ("low_match_iou", "0..1")),
+        (["--source", video, "--detections", str(detections), "--low-threshold", "0.7"], ("low_threshold",)),
     ]
     for index, (args, fragments) in enumerate(cases):
         out = tmp_path / f"out{index}"
         assert main([*args, "--out", str(out)]) == 1, args
         one_error_line(capsys, *fragments)
         assert not (out.exists() and any(out.iterdir())), args
+
+
+def test_bytetrack_flags_are_the_options_fields(sequence, tmp_path, capsys):
+    """Every ByteTrackOptions field is a flag with the field's default; a wrong flag prints the usage, exit 2."""
+    import dataclasses
+
+    from detection.cli.track import options_from_args, parse_args
+    from detection.tracking.bytetrack import ByteTrackOptions
+
+    folder, detections = sequence
+    base = ["--source", str(folder / "seq-0001.mp4"), "--out", str(tmp_path / "o")]
+    assert options_from_args(parse_args(base), ByteTrackOptions) == ByteTrackOptions()
+    changed = options_from_args(parse_args([*base, "--max-age", "5", "--class-aware", "--embedding-momentum", "0.5"]),
+                                ByteTrackOptions)
+    assert changed == dataclasses.replace(ByteTrackOptions(), max_age=5, class_aware=True, embedding_momentum=0.5)
+    assert main(["--help"]) == 0
+    shown = capsys.readouterr().out
+    assert all(f"--{f.name.replace('_', '-')}" in shown for f in dataclasses.fields(ByteTrackOptions))
+    assert main([*base, "--detections", str(detections), "--max-ages", "5"]) == 2
+    assert capsys.readouterr().err.startswith("usage: detpipe track")

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detection.errors import UserError
-from detection.track_metrics import main
+from datasets.core.errors import UserError
+from detection.cli.track_metrics import main
 from detection.tracking.metrics import mot_metrics, sot_metrics
 from detection.tracking.mot_io import MotRows, read_mot, read_rects
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from detection.engine.trainer import Trainer
-from detection.errors import UserError
+from detection.tasks import build_trainer
 from tiny_run import FAST_64, shapes_64, tiny_config
 
 # 8 images of 64 px, batch 4: two steps per epoch, no evaluation unless asked for.
@@ -42,7 +43,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
 def test_train_few_steps_writes_everything(tmp_path, tiny_data):
     cfg = config(tmp_path / "run", tiny_data, **{"train.epochs": "2", "data.val.annotations":
                                                    str(tiny_data / "annotations.json")})
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     metrics = trainer.fit()
     out = tmp_path / "run"
@@ -85,17 +86,17 @@ def run_killed_after_first_epoch(cfg, monkeypatch) -> None:
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "save", save_then_die)
         with pytest.raises(Killed):
-            Trainer(cfg, progress=False).fit()
+            build_trainer(cfg, progress=False).fit()
 
 
 def test_resume_after_kill_equals_straight_run(tmp_path, tiny_data, monkeypatch):
-    straight = Trainer(config(tmp_path / "a", tiny_data, **{"train.epochs": "2"}), progress=False)
+    straight = build_trainer(config(tmp_path / "a", tiny_data, **{"train.epochs": "2"}), progress=False)
     straight.fit()
 
     cfg_b = config(tmp_path / "b", tiny_data, **{"train.epochs": "2"})
     run_killed_after_first_epoch(cfg_b, monkeypatch)
     assert weights(tmp_path / "b" / "last.pt")["epoch"] == 1
-    resumed = Trainer(cfg_b, resume=True, progress=False)
+    resumed = build_trainer(cfg_b, resume=True, progress=False)
     assert resumed.epoch == 1 and resumed.step == 2
     resumed.fit()
 
@@ -111,9 +112,9 @@ def test_resume_extending_epochs_equals_straight_run(tmp_path, tiny_data):
     """1 epoch, then resume with train.epochs=2: same as 2 epochs straight when the schedule does not
     depend on the planned length (step schedule with no milestone reached; warmup only)."""
     flat = {"train.scheduler": "step", "train.milestones": "[10.0]"}
-    Trainer(config(tmp_path / "a", tiny_data, **{"train.epochs": "2", **flat}), progress=False).fit()
-    Trainer(config(tmp_path / "b", tiny_data, **{"train.epochs": "1", **flat}), progress=False).fit()
-    resumed = Trainer(config(tmp_path / "b", tiny_data, **{"train.epochs": "2", **flat}), resume=True,
+    build_trainer(config(tmp_path / "a", tiny_data, **{"train.epochs": "2", **flat}), progress=False).fit()
+    build_trainer(config(tmp_path / "b", tiny_data, **{"train.epochs": "1", **flat}), progress=False).fit()
+    resumed = build_trainer(config(tmp_path / "b", tiny_data, **{"train.epochs": "2", **flat}), resume=True,
                       progress=False)
     assert resumed.epochs == 2
     resumed.fit()
@@ -124,11 +125,11 @@ def test_resume_extending_epochs_equals_straight_run(tmp_path, tiny_data):
 
 def test_resume_without_last_checkpoint_is_user_error(tmp_path, tiny_data):
     with pytest.raises(UserError, match="last.pt"):
-        Trainer(config(tmp_path / "none", tiny_data), resume=True, progress=False)
+        build_trainer(config(tmp_path / "none", tiny_data), resume=True, progress=False)
 
 
 def test_nan_loss_stops_with_user_error(tmp_path, tiny_data):
-    trainer = Trainer(config(tmp_path / "nan", tiny_data, **{"train.epochs": "2"}), progress=False)
+    trainer = build_trainer(config(tmp_path / "nan", tiny_data, **{"train.epochs": "2"}), progress=False)
 
     def nan_forward(images, targets=None, proposals=None):  # the contract's signature
         zero = sum(p.sum() for p in trainer.model.parameters()) * 0
@@ -148,13 +149,13 @@ def test_huge_learning_rate_stops_with_user_error(tmp_path, tiny_data):
     cfg = config(tmp_path / "lr", tiny_data, **{"train.epochs": "3", "train.lr": "1000000.0",
                                                 "train.clip_grad_norm": "0", "train.warmup_epochs": "0"})
     with pytest.raises(UserError, match="loss"):
-        Trainer(cfg, progress=False).fit()
+        build_trainer(cfg, progress=False).fit()
 
 
 def test_time_budget_stops_early_but_evaluates_and_saves(tmp_path, tiny_data):
     cfg = config(tmp_path / "t", tiny_data, **{"train.epochs": "50", "train.max_minutes": "0.00001",
                                                "data.val.annotations": str(tiny_data / "annotations.json")})
-    trainer = Trainer(cfg, progress=False)
+    trainer = build_trainer(cfg, progress=False)
     metrics = trainer.fit()
     assert trainer.epoch == 1 and trainer.epochs == 1
     assert "bbox_mAP" in metrics
@@ -164,7 +165,7 @@ def test_time_budget_stops_early_but_evaluates_and_saves(tmp_path, tiny_data):
 def test_fresh_run_into_an_existing_folder_starts_a_new_log(tmp_path, tiny_data):
     """Defect 3: metrics.jsonl was appended to by every run into the same output_dir."""
     for _ in range(2):
-        Trainer(config(tmp_path / "same", tiny_data), progress=False).fit()
+        build_trainer(config(tmp_path / "same", tiny_data), progress=False).fit()
     records = read_jsonl(tmp_path / "same" / "metrics.jsonl")
     assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1]
     assert [r["step"] for r in records if r["type"] == "train"] == [1, 2]
@@ -186,8 +187,8 @@ def test_resume_after_a_kill_mid_epoch_repeats_no_record(tmp_path, tiny_data, mo
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "log", log_then_die)
         with pytest.raises(Killed):
-            Trainer(cfg, progress=False).fit()
-    Trainer(cfg, resume=True, progress=False).fit()
+            build_trainer(cfg, progress=False).fit()
+    build_trainer(cfg, resume=True, progress=False).fit()
     records = read_jsonl(tmp_path / "mid" / "metrics.jsonl")
     assert [(r["type"], r.get("step", r["epoch"])) for r in records] == [
         ("train", 1), ("train", 2), ("epoch", 1), ("train", 3), ("train", 4), ("epoch", 2)]
@@ -197,7 +198,8 @@ def test_loader_workers_start_under_spawn_and_follow_the_seed(tiny_data):
     """Defect 4: worker_init_fn was a closure, which spawn and forkserver cannot pickle."""
     import pickle
 
-    from detection.data import CocoDetection, build_transform
+    from detection.data.coco import CocoDetection
+    from detection.data.transforms import build_transform
     from detection.engine.trainer import make_loader
 
     cfg = config(Path("unused"), tiny_data)
@@ -220,7 +222,7 @@ def test_written_files_honour_the_umask(tmp_path, tiny_data):
 
     old = os.umask(0o022)
     try:
-        Trainer(config(tmp_path / "modes", tiny_data), progress=False).fit()
+        build_trainer(config(tmp_path / "modes", tiny_data), progress=False).fit()
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "modes").iterdir()}
@@ -245,7 +247,7 @@ def test_ema_follows_the_ramped_formula():
 
 def test_ema_weights_are_evaluated_saved_and_resumed_exactly(tmp_path, tiny_data, monkeypatch):
     ema = {"train.ema": "0.9", "train.ema_warmup": "2", "train.epochs": "2"}
-    straight = Trainer(config(tmp_path / "a", tiny_data, **ema), progress=False)
+    straight = build_trainer(config(tmp_path / "a", tiny_data, **ema), progress=False)
     straight.fit()
     last = weights(tmp_path / "a" / "last.pt")
     assert last["ema_updates"] == 4
@@ -256,7 +258,7 @@ def test_ema_weights_are_evaluated_saved_and_resumed_exactly(tmp_path, tiny_data
 
     cfg_b = config(tmp_path / "b", tiny_data, **ema)
     run_killed_after_first_epoch(cfg_b, monkeypatch)
-    Trainer(cfg_b, resume=True, progress=False).fit()
+    build_trainer(cfg_b, resume=True, progress=False).fit()
     b = weights(tmp_path / "b" / "last.pt")
     assert_same_weights(last["model"], b["model"])
     assert_same_weights(last["raw_model"], b["raw_model"])
@@ -280,7 +282,7 @@ def test_multi_scale_training_feeds_other_sizes_to_the_model(tmp_path, tiny_data
     extra = {"data.multi_scale": "[0.5, 1.5]"}
     if family == "yolo":
         extra.update({"model.name": "yolo", "model.faster_rcnn": "null", "model.neck": "pan"})
-    trainer = Trainer(config(tmp_path / family, tiny_data, **extra), progress=False)
+    trainer = build_trainer(config(tmp_path / family, tiny_data, **extra), progress=False)
     seen = []
     body = trainer.model.model.backbone if family == "faster_rcnn" else trainer.model.body
     body.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from datasets.core.errors import UserError
+from detection.cli.visualize import main
 from detection.config import config_from_dict
 from detection.engine.checkpoint import save_checkpoint
-from detection.errors import UserError
 from detection.inspect.activations import capture_maps
 from detection.inspect.saliency import explain
 from detection.models import build_detector
-from detection.visualize import main
 from detection.viz.features import DPI, GRID_SIZE, SALIENCY_SIZE
 
 SIZE = 64

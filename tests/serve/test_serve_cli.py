@@ -72,3 +72,11 @@ def test_serve_command_refuses_bad_arguments(tiny_checkpoint, args, message):
                           text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_command_usage_error_prints_the_usage():
+    """A wrong flag: argparse's usage and error, exit 2, before any child process or Ray starts."""
+    done = subprocess.run([sys.executable, "-m", "serve", "--no-such-flag"], env=ENV, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: python -m serve") and "unrecognized arguments: --no-such-flag" in done.stderr

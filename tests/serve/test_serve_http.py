@@ -147,7 +147,7 @@ def drawn_request(url: str, data: bytes, how: str) -> requests.Response:
 
 
 def test_drawn_answer_is_a_jpeg_of_the_original_size(service, shapes_image):
-    from detection.utils.draw import draw_detections
+    from detection.viz.detections import draw_detections
 
     bgr = cv2.imread(str(shapes_image))
     wide = np.ascontiguousarray(np.concatenate([bgr, bgr[:, :72]], axis=1))  # 200 x 128: not the model's square

@@ -7,9 +7,9 @@ import cv2
 import pytest
 import requests
 
-from detection.errors import UserError
-from detection.export import main as export_main
-from serve.__main__ import options_from_args, parse_args
+from datasets.core.errors import UserError
+from detection.cli.export import main as export_main
+from serve.cli import options_from_args, parse_args
 from serve.client import DetectClient
 from test_serve_http import THRESHOLD, assert_same_detections  # tests/serve is on sys.path (pytest prepend mode)
 

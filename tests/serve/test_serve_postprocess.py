@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from detection.cli.export import main as export_main
 from detection.engine.checkpoint import load_checkpoint, save_checkpoint
-from detection.export import main as export_main
 from serve.model import ModelServer, filter_detections
 from serve.options import DEFAULT_PREDICTOR, ONNX_PREDICTOR
 
@@ -25,7 +25,7 @@ def picture(shapes_image):
 def strict(tiny_checkpoint, picture, tmp_path_factory):
     """{backend: model file} of the tiny checkpoint with its own threshold between the worst and best score it
     gives `picture` and max_detections 2, and of its ONNX export; and that threshold."""
-    from detection.predictor import Predictor
+    from detection.inference.predictor import Predictor
 
     every = Predictor.from_checkpoint(tiny_checkpoint, "cpu").predict([picture], 0.0, 1000)[0]
     scores = [d["score"] for d in every]

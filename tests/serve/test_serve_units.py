@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 from serve.client import encode_image
 from serve.decode import DecodeLimits, ImageError, check_image, decode_image, header_size, sniff_format
 from serve.drawn import HEADER_LIMIT, answer_headers, wants_jpeg

@@ -10,9 +10,9 @@ import requests
 import torch
 
 from datasets.core.video import mp4_writer
+from detection.cli.track import main as track_main
 from detection.config import config_from_dict
 from detection.engine.checkpoint import save_checkpoint
-from detection.track import main as track_main
 from detection.tracking.boxes import iou_matrix, xywh_to_xyxy
 from detection.tracking.mot_io import read_mot
 from detection.tracking.siamfc_net import build_siamfc_net

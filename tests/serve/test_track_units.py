@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from datasets.core.errors import UserError
 from datasets.core.video import mp4_writer
-from detection.errors import UserError
-from serve.__main__ import options_from_args, parse_args
+from serve.cli import options_from_args, parse_args
 from serve.launch import served_models
 from serve.options import ServiceOptions
 from serve.video import TrackError, VideoLimits, read_video

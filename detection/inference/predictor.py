@@ -1,4 +1,4 @@
-"""Predictor: a checkpoint turned into a callable on RGB images, used by predict, serve and tests.
+"""Predictor: a detector checkpoint turned into a callable on RGB images, used by predict, track, serve and tests.
 
 Images of any size are letterboxed, run as one batch, and answered in COCO [x, y, w, h] original pixels; a call's
 score threshold and max detections are the model's post-processing for that call (the checkpoint's: the defaults).
@@ -12,8 +12,8 @@ import torch
 
 from detection.config import PostprocessConfig
 from detection.data.transforms import build_transform, letterbox_scale
-from detection.engine.checkpoint import build_from_checkpoint
-from detection.engine.inference import to_detections
+from detection.engine.checkpoint import load_model
+from detection.inference.detections import to_detections
 from detection.utils.device import resolve_device
 
 
@@ -35,9 +35,10 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Predictor":
         """Rebuild the model from the checkpoint alone; UserError on a bad or missing file."""
         dev = resolve_device(device)
-        model, cfg, state = build_from_checkpoint(path, dev)
+        loaded = load_model(path, dev, expect="detector")
+        cfg, state = loaded.config, loaded.state
         name = Path(cfg.output_dir).name or Path(path).stem
-        return cls(model, state["categories"], cfg.data.input_size, dev, name=name,
+        return cls(loaded.model, loaded.categories, cfg.data.input_size, dev, name=name,
                    version=f"epoch-{state.get('epoch', 0)}", metrics=state.get("metrics", {}))
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:

@@ -1,6 +1,5 @@
-"""Draw detections (COCO [x, y, w, h] boxes, 'name score' labels) on an image with OpenCV.
-
-Shares colours, labels and the enlargement of small images with `python -m datasets draw`.
+"""Draw detections (COCO [x, y, w, h] boxes, 'name score' labels) on an image with OpenCV: the predict command's
+drawn copies, the evaluation gallery, the service's drawn answer. Shares colours and labels with `detpipe data draw`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model outputs in the letterboxed frame -> COCO detections in original image pixels.
+"""Model outputs in the letterboxed frame -> COCO detections in original image pixels (`to_detections`).
 
 Used by the evaluator, the predictor and the server, so all three answer the same.
 """

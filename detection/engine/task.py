@@ -1,6 +1,6 @@
 """The Task interface the trainer relies on: everything that differs between training a detector and a tracker.
 
-A batch is `(inputs, targets)` as the task's `collate` makes it, with `len(targets)` samples.
+detection.tasks implements it (build_task(cfg)); a batch is `(inputs, targets)` as the task's `collate` makes it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Predictor of an exported ONNX model: the same letterbox and answers as a checkpoint's, run by onnxruntime.
+"""OnnxPredictor: the Predictor of an exported ONNX model, the same letterbox and answers, run by onnxruntime.
 
 The service loads every model through `from_checkpoint(path, device)`; here the path is the .onnx file alone.
 """
@@ -8,10 +8,9 @@ from pathlib import Path
 
 import torch
 
-from detection.errors import UserError
-from detection.predictor import Predictor
-
+from datasets.core.errors import UserError
 from detection.deploy.runtime import load_onnx
+from detection.inference.predictor import Predictor
 
 
 class OnnxPredictor(Predictor):
