@@ -16,12 +16,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("datasets", "detection", "serve")
 
-# Re-export-only modules that were there before this test, by name: a new one fails test_no_new_reexport_module
-# at once, and test_known_reexport_module_is_gone (strict xfail) fails when a listed one has gone, so that its
-# entry leaves this list too. (detection.errors, detection.data and detection.inspect have gone.)
-KNOWN_REEXPORTS: dict[str, str] = {}
-
-
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -184,15 +178,9 @@ def test_the_library_imports_no_command():
     assert not wrong, wrong
 
 
-def test_no_new_reexport_module():
-    new = sorted(reexport_modules() - set(KNOWN_REEXPORTS))
-    assert not new, f"modules that only re-export others (import from the real module instead): {new}"
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-                                  for name, reason in KNOWN_REEXPORTS.items()])
-def test_known_reexport_module_is_gone(name):
-    assert name not in reexport_modules()
+def test_no_reexport_module():
+    found = sorted(reexport_modules())
+    assert not found, f"modules that only re-export others (import from the real module instead): {found}"
 
 
 def test_datasets_subpackages_export_nothing():

@@ -1,1 +1,1 @@
-"""Small helpers of the detection floor: device choice and seeding, reading torch files, drawing detections."""
+"""Small helpers of the detection floor: device choice and seeding, reading torch files."""

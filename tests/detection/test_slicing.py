@@ -8,8 +8,8 @@ import pytest
 
 from datasets.core.errors import UserError
 from datasets.core.images import read_rgb
-from detection.engine.slicing import SliceOptions, predict_images, predict_sliced, starts, windows
-from detection.predictor import Predictor
+from detection.inference.slicing import SliceOptions, predict_images, predict_sliced, starts, windows
+from detection.inference.predictor import Predictor
 
 
 class BlobPredictor:
