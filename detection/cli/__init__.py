@@ -1,0 +1,1 @@
+"""The commands: thin wrappers that parse arguments and call the library."""
