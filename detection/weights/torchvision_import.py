@@ -98,7 +98,7 @@ def check_architecture(state: dict, name: str, path: Path) -> int:
     problem = first_misfit(state, name, rows)
     if problem:
         fits = [other for other in ARCHITECTURES if other != name and not first_misfit(state, other, rows)]
-        what = f"torchvision:{fits[0]} weights" if fits else "weights of another architecture"
+        what = " or ".join(f"torchvision:{n}" for n in fits) + " weights" if fits else "weights of another architecture"
         raise UserError(f"{path}: {what}, not torchvision:{name}: {problem}")
     return rows
 
@@ -138,6 +138,9 @@ def import_torchvision(name: str, out: str | Path, file: str | Path | None = Non
     from detection.models import build_detector
 
     entry = find(name)
+    if entry.kind == "backbone":
+        raise UserError(f"torchvision:{entry.name} is a backbone's ImageNet weights, not a detector: start a "
+                        f"training from them with model.backbone={entry.model} model.pretrained={cached_path(entry)}")
     if entry.model not in ARCHITECTURES:
         importable = ", ".join(f"torchvision:{n}" for n in ARCHITECTURES)
         raise UserError(f"torchvision:{entry.name} cannot be imported yet (importable: {importable})")
