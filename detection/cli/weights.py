@@ -70,7 +70,7 @@ def run_import(args: argparse.Namespace) -> None:
     from detection.weights.finetune import remap_checkpoint
 
     result = remap_checkpoint(args.source, args.categories, args.out)
-    print(f"wrote {args.out}: " + result.line(args.source))
+    print(f"wrote {args.out}, " + result.line(args.source, what="remapped from"))
 
 
 @cli_main

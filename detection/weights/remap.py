@@ -126,11 +126,11 @@ class Transfer:
     kept: list[str] = field(default_factory=list)  # category names whose class rows came from the checkpoint
     new: list[str] = field(default_factory=list)  # category names that start fresh
 
-    def line(self, source: str) -> str:
+    def line(self, source: str, what: str = "pretrained") -> str:
         kept = f"class rows kept for {len(self.kept)} of {len(self.kept) + len(self.new)} categories"
         if self.new:
             kept += f" (fresh: {', '.join(self.new[:8])}{', ...' if len(self.new) > 8 else ''})"
-        return (f"pretrained {source}: {self.loaded + self.remapped} of {self.total} tensors loaded, {kept}, "
+        return (f"{what} {source}: {self.loaded + self.remapped} of {self.total} tensors loaded, {kept}, "
                 f"{len(self.fresh)} tensors fresh")
 
     def record(self, source: str) -> dict:
