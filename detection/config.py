@@ -107,7 +107,7 @@ class ModelConfig:
 
     name: str = "faster_rcnn"
     backbone: str = "resnet50"
-    pretrained: str = ""  # local path to backbone weights; never downloaded
+    pretrained: str = ""  # local path: backbone weights, or one of our checkpoints to fine-tune; never downloaded
     trainable_layers: int = -1  # -1: all; else freeze stem + early stages
     features: list[str] = field(default_factory=list)  # backbone maps to use; empty: the neck's default
     neck: str = ""  # NECKS entry (none, fpn, ...); empty: the family's default

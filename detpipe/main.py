@@ -29,6 +29,7 @@ COMMANDS: dict[str, Command] = {
     "visualize": Command("detection.cli.visualize", "look inside a trained detector on one image: activations, saliency"),
     "proposals": Command("detection.cli.proposals", "region proposals for images: selective search, sliding window, RPN"),
     "plot": Command("detection.cli.plot", "compare training runs on one figure"),
+    "weights": Command("detection.cli.weights", "pretrained weights: list, fetch, import torchvision's, remap classes"),
     "serve": Command("serve.cli", "serve checkpoints over HTTP with Ray Serve"),
 }
 

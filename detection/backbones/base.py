@@ -97,3 +97,19 @@ def freeze_stages(backbone: FeatureExtractor, trainable: int) -> None:
     for stage in stages[: max(len(stages) - trainable, 0)]:
         for param in stage.parameters():
             param.requires_grad_(False)
+
+
+def freeze_batchnorm(module: nn.Module, eps: float = 1e-5) -> None:
+    """Replace every BatchNorm2d inside `module` by torchvision's FrozenBatchNorm2d with its statistics and affine
+    (what torchvision's detectors put in a pretrained backbone): fixed in training, no parameters."""
+    from torchvision.ops.misc import FrozenBatchNorm2d  # late: keeps this module light
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=eps)
+            with torch.no_grad():
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, key).copy_(getattr(child, key))
+            setattr(module, name, frozen)
+        else:
+            freeze_batchnorm(child, eps)

@@ -39,15 +39,33 @@ def _from_sequential(features: nn.Sequential, cuts: dict[str, tuple[int, int]]) 
     return OrderedDict((name, features[start:stop]) for name, (start, stop) in cuts.items())
 
 
-def _build(make: Callable[[], nn.Module], split: Callable[[nn.Module], "OrderedDict[str, nn.Module]"],
-           pretrained: str, trainable_layers: int) -> FeatureExtractor:
+Split = Callable[[nn.Module], "OrderedDict[str, nn.Module]"]
+# entry name -> (the torchvision network it cuts, how): read by `classifier_names`
+SPLITS: dict[str, tuple[Callable[[], nn.Module], Split]] = {}
+
+
+def _build(make: Callable[[], nn.Module], split: Split, pretrained: str, trainable_layers: int,
+           maps: tuple[str, ...] = ()) -> FeatureExtractor:
+    """The network cut into stages; every stage's output is a map, or only those named in `maps`."""
     net = make()
     if pretrained:
         load_pretrained(net, pretrained, optional=CLASSIFIER_KEYS)
     stages = split(net)
-    backbone = FeatureExtractor(stages, measure_shapes(stages), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    shapes = {name: spec for name, spec in measure_shapes(stages).items() if not maps or name in maps}
+    backbone = FeatureExtractor(stages, shapes, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     freeze_stages(backbone, trainable_layers)
     return backbone
+
+
+def classifier_names(name: str) -> dict[str, str]:
+    """Entry `name`'s weight names -> those of the torchvision classification network it cuts, e.g.
+    stages.c3.0.conv1.weight -> layer2.0.conv1.weight (built on the meta device: no memory, no weights)."""
+    make, split = SPLITS[name]
+    with torch.device("meta"):
+        net = make()
+        ours = nn.ModuleDict(split(net))
+    theirs = {id(t): key for key, t in net.state_dict(keep_vars=True).items()}
+    return {f"stages.{key}": theirs[id(t)] for key, t in ours.state_dict(keep_vars=True).items()}
 
 
 def _resnet_stages(net: nn.Module) -> "OrderedDict[str, nn.Module]":
@@ -57,6 +75,7 @@ def _resnet_stages(net: nn.Module) -> "OrderedDict[str, nn.Module]":
 
 def _register_resnet(name: str) -> None:
     make = getattr(torchvision.models, name)
+    SPLITS[name] = (lambda: make(weights=None), _resnet_stages)
 
     @BACKBONES.register(name)
     def factory(pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
@@ -81,6 +100,7 @@ SEQUENTIAL_CUTS: dict[str, dict[str, tuple[int, int]]] = {
 
 def _register_sequential(name: str, cuts: dict[str, tuple[int, int]]) -> None:
     make = getattr(torchvision.models, name)
+    SPLITS[name] = (lambda: make(weights=None), lambda net: _from_sequential(net.features, cuts))
 
     @BACKBONES.register(name)
     def factory(pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
@@ -90,3 +110,19 @@ def _register_sequential(name: str, cuts: dict[str, tuple[int, int]]) -> None:
 
 for _name, _cuts in SEQUENTIAL_CUTS.items():
     _register_sequential(_name, _cuts)
+
+
+# torchvision's Faster R-CNN MobileNetV3-Large FPN reads the outputs of block 13 (the first of the stride-32 stage,
+# 160 channels) and of the last conv (960): c4 and c5 here, both at stride 32. trainable_layers=2 freezes what
+# torchvision's default (3) freezes: blocks 0..6.
+MOBILENET_DET_CUTS = {"c2": (0, 4), "c3": (4, 7), "c4": (7, 14), "c5": (14, 17)}
+SPLITS["mobilenet_v3_large_det"] = (lambda: torchvision.models.mobilenet_v3_large(weights=None),
+                                    lambda net: _from_sequential(net.features, MOBILENET_DET_CUTS))
+
+
+@BACKBONES.register("mobilenet_v3_large_det")
+def mobilenet_v3_large_det(pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
+    """MobileNetV3-Large cut where torchvision's detectors cut it: maps c4 (block 13, 160 channels) and c5
+    (960 channels), both at stride 32; takes mobilenet_v3_large's ImageNet weights."""
+    make, split = SPLITS["mobilenet_v3_large_det"]
+    return _build(make, split, pretrained, trainable_layers, maps=("c4", "c5"))

@@ -204,6 +204,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.cfg, self.out / "config.yaml")
         self.start_log()
+        if getattr(self.task, "pretrained_record", None) and not self.resumed:  # model.pretrained=CKPT.pt
+            self.log(self.task.pretrained_record)
         while self.epoch < self.epochs:
             record = self.train_one_epoch()
             self.epoch += 1

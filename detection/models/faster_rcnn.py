@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 
 import torch
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torch import nn
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from datasets.core.errors import UserError
-from detection.backbones.base import Backbone
+from detection.backbones.base import Backbone, freeze_batchnorm
 from detection.models.base import Detector, DetectorParts, register_family
 from detection.models.roi_heads import box_roi_heads, roi_align
 
@@ -33,6 +34,24 @@ class FasterRCNNOptions:
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
     representation_size: int = 1024
+    # torchvision's variants (the defaults keep this project's own Faster R-CNN; imports set them, see
+    # detection/weights/torchvision_import.py)
+    min_size: int = 0  # > 0: torchvision's resize (GeneralizedRCNNTransform): shorter side to min_size, longer
+    max_size: int = 0  # at most max_size, boxes mapped back to the input frame; 0: run at the size given
+    anchor_sizes_on_every_map: bool = False  # every map gets all anchor_sizes (torchvision's MobileNet FPN)
+    rpn_score_thresh: float = 0.0  # proposals scoring below it are dropped (torchvision's MobileNet: 0.05)
+    rpn_conv_depth: int = 1  # 3x3 convs in the RPN head (torchvision's v2: 2)
+    box_head_convs: int = 0  # 0: two FC layers; n: n conv-BN-ReLU (256 channels) then one FC (v2: 4)
+    frozen_bn: bool = False  # the backbone's BatchNorm as torchvision's FrozenBatchNorm2d (fixed statistics)
+    frozen_bn_eps: float = 1e-5  # its eps (torchvision's fasterrcnn_resnet50_fpn COCO weights: 0.0)
+
+    def check(self, prefix: str) -> None:
+        if self.min_size < 0 or self.max_size < 0 or (self.min_size > 0) != (self.max_size > 0):
+            raise UserError(f"config keys '{prefix}min_size' and '{prefix}max_size': give both (> 0, torchvision's "
+                            f"resize) or neither (0), got {self.min_size} and {self.max_size}")
+        if self.rpn_conv_depth < 1 or self.box_head_convs < 0:
+            raise UserError(f"config key '{prefix}rpn_conv_depth' must be at least 1 and '{prefix}box_head_convs' "
+                            f"0 or more, got {self.rpn_conv_depth} and {self.box_head_convs}")
 
 
 class FasterRCNN(Detector):
@@ -51,11 +70,15 @@ class FasterRCNN(Detector):
         channels = body.out_channels
         roi_maps = [name for name in shapes if name != "pool"]
         opts = options
+        if opts.frozen_bn:
+            freeze_batchnorm(getattr(body, "body", body), opts.frozen_bn_eps)  # the backbone inside the neck
         roi_heads = box_roi_heads(
-            roi_align(roi_maps, 7), TwoMLPHead(channels * 49, opts.representation_size), opts.representation_size,
+            roi_align(roi_maps, 7), box_head(channels, opts), opts.representation_size,
             num_classes, rois_per_image=opts.box_batch_size_per_image, positive_fraction=0.25, fg_iou=0.5,
             bg_iou=0.5, top_n=opts.rpn_post_nms_top_n_test)
-        transform = GeneralizedRCNNTransform(input_size, input_size, list(mean), list(std))
+        self.resize = opts.min_size > 0
+        sizes = (opts.min_size, opts.max_size) if self.resize else (input_size, input_size)
+        transform = GeneralizedRCNNTransform(*sizes, list(mean), list(std))
         # torchvision's FasterRCNN is exactly GeneralizedRCNN(backbone, rpn, roi_heads, transform); the
         # attribute name `model` and these parts keep the weight names of format-1 checkpoints
         self.model = GeneralizedRCNN(body, region_proposals(channels, len(shapes), opts), roi_heads, transform)
@@ -63,10 +86,13 @@ class FasterRCNN(Detector):
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None, *,
                 score_threshold: float | None = None, max_detections: int | None = None):
         if self.training:
-            side = images.shape[-1]  # torchvision would resize to input_size; multi-scale batches keep their size
-            self.model.transform.min_size, self.model.transform.max_size = (side,), side
+            if not self.resize:  # torchvision would resize to input_size; multi-scale batches keep their size
+                side = images.shape[-1]
+                self.model.transform.min_size, self.model.transform.max_size = (side,), side
             return self.model(list(images), targets)
         opts = self.call_options(score_threshold, max_detections)
+        if self.resize:
+            return self.detect_resized(images, opts)
         return [self.postprocess(out["boxes"], out["scores"], out["labels"], opts)
                 for out in self.detect(images, opts.score_threshold)]
 
@@ -83,6 +109,18 @@ class FasterRCNN(Detector):
         detections, _ = model.roi_heads(features, boxes, sizes, None, score_threshold)
         return detections
 
+    def detect_resized(self, images: torch.Tensor, opts) -> list[dict]:
+        """Eval with torchvision's resize (options min_size / max_size): GeneralizedRCNN's own inference, the
+        shared postprocess in the resized frame (where torchvision's NMS runs), then boxes back in the input's."""
+        model = self.model
+        originals = [(image.shape[-2], image.shape[-1]) for image in images]
+        batch, _ = model.transform(list(images))
+        features = model.backbone(batch.tensors)
+        boxes, _ = model.rpn(batch, features)
+        detections, _ = model.roi_heads(features, boxes, batch.image_sizes, None, opts.score_threshold)
+        detections = [self.postprocess(out["boxes"], out["scores"], out["labels"], opts) for out in detections]
+        return model.transform.postprocess(detections, batch.image_sizes, originals)
+
 
 def shared_channels(shapes: dict) -> int:
     """The channels every map has: the RPN head and the RoI head are shared across maps."""
@@ -94,22 +132,31 @@ def shared_channels(shapes: dict) -> int:
     return channels.pop()
 
 
+def box_head(channels: int, opts: FasterRCNNOptions) -> nn.Module:
+    """The RoI head's trunk on 7x7 pooled maps: two FC layers, or torchvision's conv-FC head (v2)."""
+    if opts.box_head_convs == 0:
+        return TwoMLPHead(channels * 49, opts.representation_size)
+    return FastRCNNConvFCHead((channels, 7, 7), [256] * opts.box_head_convs, [opts.representation_size],
+                              norm_layer=nn.BatchNorm2d)
+
+
 def region_proposals(channels: int, levels: int, opts: FasterRCNNOptions) -> RegionProposalNetwork:
     """torchvision's RPN with its defaults (IoU 0.7 / 0.3, half positives, NMS 0.7) and our counts."""
     anchors = anchor_generator(opts, levels)
+    head = RPNHead(channels, anchors.num_anchors_per_location()[0], conv_depth=opts.rpn_conv_depth)
     return RegionProposalNetwork(
-        anchors, RPNHead(channels, anchors.num_anchors_per_location()[0]), fg_iou_thresh=0.7, bg_iou_thresh=0.3,
+        anchors, head, fg_iou_thresh=0.7, bg_iou_thresh=0.3,
         batch_size_per_image=opts.rpn_batch_size_per_image, positive_fraction=0.5,
         pre_nms_top_n={"training": opts.rpn_pre_nms_top_n_train, "testing": opts.rpn_pre_nms_top_n_test},
         post_nms_top_n={"training": opts.rpn_post_nms_top_n_train, "testing": opts.rpn_post_nms_top_n_test},
-        nms_thresh=0.7)
+        nms_thresh=0.7, score_thresh=opts.rpn_score_thresh)
 
 
 def anchor_generator(opts: FasterRCNNOptions, levels: int) -> AnchorGenerator:
-    """All sizes on a single map; else one size per map."""
+    """All sizes on a single map (or on every map, with anchor_sizes_on_every_map); else one size per map."""
     ratios = tuple(opts.aspect_ratios)
-    if levels == 1:
-        return AnchorGenerator((tuple(opts.anchor_sizes),), (ratios,))
+    if levels == 1 or opts.anchor_sizes_on_every_map:
+        return AnchorGenerator((tuple(opts.anchor_sizes),) * levels, (ratios,) * levels)
     if len(opts.anchor_sizes) != levels:
         raise UserError(f"model.faster_rcnn.anchor_sizes: {len(opts.anchor_sizes)} sizes for "
                         f"{levels} feature maps; give one size per map")

@@ -1,4 +1,5 @@
-"""NECKS entry `fpn`: a top-down feature pyramid (torchvision.ops.FeaturePyramidNetwork) over chosen maps.
+"""NECKS entries `fpn` and `fpn_bn` (BatchNorm in its convs): a top-down feature pyramid
+(torchvision.ops.FeaturePyramidNetwork) over chosen maps.
 
 Maps c_i become p_i with `channels` each, plus 'pool' (max-pooled last level, stride x2).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+from torch import nn
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -18,13 +20,13 @@ from detection.registry import NECKS
 class FPN(Backbone):
     """Top-down pyramid: maps c_i -> p_i with `channels` each, plus 'pool' (stride x2 of the last)."""
 
-    def __init__(self, backbone: Backbone, names: list[str], channels: int) -> None:
+    def __init__(self, backbone: Backbone, names: list[str], channels: int, norm_layer=None) -> None:
         super().__init__()
         self.body = backbone
         self.names = list(names)
         shapes = backbone.output_shape()
         self.fpn = FeaturePyramidNetwork([shapes[n].channels for n in names], channels,
-                                         extra_blocks=LastLevelMaxPool())
+                                         extra_blocks=LastLevelMaxPool(), norm_layer=norm_layer)
         strides = [shapes[n].stride for n in names]
         self._shapes = {level_name(n): ShapeSpec(channels, s) for n, s in zip(names, strides)}
         self._shapes["pool"] = ShapeSpec(channels, strides[-1] * 2)
@@ -43,3 +45,10 @@ def fpn(backbone: Backbone, features: list[str], channels: int, levels: int = 0)
     """FPN over `features` (default: every map of the backbone), `channels` per level, plus 'pool'."""
     fixed_levels("fpn", levels)
     return FPN(backbone, choose_maps(backbone, features, default_last=None), channels)
+
+
+@NECKS.register("fpn_bn")
+def fpn_bn(backbone: Backbone, features: list[str], channels: int, levels: int = 0) -> FPN:
+    """FPN with BatchNorm after each of its convs (torchvision's fasterrcnn_resnet50_fpn_v2), plus 'pool'."""
+    fixed_levels("fpn_bn", levels)
+    return FPN(backbone, choose_maps(backbone, features, default_last=None), channels, norm_layer=nn.BatchNorm2d)

@@ -15,7 +15,7 @@ from detection.data.multiscale import batch_size_for, rescale_batch
 from detection.data.proposals import split_proposals
 from detection.data.transforms import build_transform
 from detection.engine.evaluator import given_proposals, predict_loader
-from detection.models import build_detector
+from detection.weights.finetune import start_detector
 
 if TYPE_CHECKING:
     from detection.engine.trainer import Trainer
@@ -30,6 +30,7 @@ class DetectionTask:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.pretrained_record: dict | None = None  # what model.pretrained=CKPT.pt loaded, for metrics.jsonl
 
     def datasets(self) -> tuple[CocoDetection, CocoDetection | None]:
         data = self.cfg.data
@@ -50,7 +51,8 @@ class DetectionTask:
 
     def build_model(self, train_set: CocoDetection, val_set: CocoDetection | None, device: torch.device,
                     progress: bool) -> torch.nn.Module:
-        model = build_detector(self.cfg.model, len(train_set.categories), self.cfg.data.input_size).to(device)
+        model, self.pretrained_record = start_detector(self.cfg.model, train_set.categories, self.cfg.data.input_size)
+        model = model.to(device)
         if model.takes_proposals:
             self.attach_proposals(model, train_set, val_set, progress)
         return model

@@ -1,0 +1,170 @@
+"""torchvision's Faster R-CNN weights -> one of our checkpoints (config, weights, categories) that rebuilds a model
+giving torchvision's own detections: the same architecture, the same resize, the same post-processing.
+
+Label i stays torchvision's label i, the COCO category with id i (the unused ids of COCO's 91 are 'N/A').
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from datasets.core.errors import UserError
+from detection.utils.io import read_torch_file
+from detection.weights.catalog import WeightsEntry, cached_path, find
+from detection.weights.remap import PLACEHOLDER, read_categories
+
+CHECKPOINT_FORMAT = "detpipe-checkpoint"  # detection.engine.checkpoint.FORMAT
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How one torchvision detector is said in our config: backbone entry, neck, model.faster_rcnn options."""
+
+    backbone: str
+    neck: str
+    trainable_layers: int  # freezes what torchvision's default trainable_backbone_layers (3) freezes
+    options: dict = field(default_factory=dict)
+    coco_eps: float | None = None  # the FrozenBatchNorm eps torchvision sets for its COCO file (overwrite_eps)
+
+
+RESIZE_800 = {"min_size": 800, "max_size": 1333}
+MOBILENET = {"frozen_bn": True, "anchor_sizes_on_every_map": True, "rpn_score_thresh": 0.05}
+ARCHITECTURES: dict[str, Architecture] = {
+    "fasterrcnn_resnet50_fpn": Architecture("resnet50", "fpn", 3, {"frozen_bn": True, **RESIZE_800}, coco_eps=0.0),
+    "fasterrcnn_resnet50_fpn_v2": Architecture("resnet50", "fpn_bn", 3,
+                                               {"rpn_conv_depth": 2, "box_head_convs": 4, **RESIZE_800}),
+    "fasterrcnn_mobilenet_v3_large_fpn": Architecture("mobilenet_v3_large_det", "fpn", 2, {**MOBILENET, **RESIZE_800}),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": Architecture(
+        "mobilenet_v3_large_det", "fpn", 2, {**MOBILENET, "min_size": 320, "max_size": 640,
+                                             "rpn_pre_nms_top_n_test": 150, "rpn_post_nms_top_n_test": 150}),
+}
+CLASS_ROWS = "roi_heads.box_predictor.cls_score.weight"
+
+
+def import_config(name: str, coco_file: bool) -> dict:
+    """Our config (as a checkpoint stores it) for torchvision's `name`; `coco_file`: torchvision's own COCO weights."""
+    arch = ARCHITECTURES[name]
+    options = dict(arch.options)
+    if coco_file and arch.coco_eps is not None:
+        options["frozen_bn_eps"] = arch.coco_eps
+    return {"data": {"input_size": options["min_size"]},
+            "model": {"name": "faster_rcnn", "backbone": arch.backbone, "neck": arch.neck, "neck_channels": 256,
+                      "trainable_layers": arch.trainable_layers, "faster_rcnn": options}}
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state_dict (or {'model': state_dict}) from a torch file; UserError when it is anything else."""
+    state = read_torch_file(path, "weights file")
+    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: a detpipe checkpoint, not torchvision weights (remap it with: detpipe weights "
+                        f"import {path} --categories NEW.json --out NEW.pt)")
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise UserError(f"{path}: not a state_dict (a mapping of weight names to tensors)")
+    return state
+
+
+def torchvision_shapes(name: str, rows: int) -> dict[str, tuple]:
+    """The weight shapes of torchvision's `name` with `rows` class rows (built on the meta device)."""
+    from torchvision.models import get_model
+
+    with torch.device("meta"):
+        model = get_model(name, weights=None, weights_backbone=None, num_classes=rows)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def first_misfit(state: dict, name: str, rows: int) -> str:
+    """'' when `state` fits torchvision's `name`; else what does not, first tensor first."""
+    expected = torchvision_shapes(name, rows)
+    for key, tensor in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        if key not in expected:
+            return f"it has {key!r}, which {name} has not"
+        if tuple(tensor.shape) != expected[key]:
+            return f"{key!r} has shape {tuple(tensor.shape)}, {name} expects {expected[key]}"
+    missing = [key for key in expected if key not in state]
+    return f"it lacks {missing[0]!r} (and {len(missing) - 1} more)" if missing else ""
+
+
+def check_architecture(state: dict, name: str, path: Path) -> int:
+    """The number of class rows (background included); UserError naming both architectures and the first tensor
+    that does not fit when `state` is not torchvision's `name`."""
+    rows = int(state[CLASS_ROWS].shape[0]) if CLASS_ROWS in state else 91
+    problem = first_misfit(state, name, rows)
+    if problem:
+        fits = [other for other in ARCHITECTURES if other != name and not first_misfit(state, other, rows)]
+        what = " or ".join(f"torchvision:{n}" for n in fits) + " weights" if fits else "weights of another architecture"
+        raise UserError(f"{path}: {what}, not torchvision:{name}: {problem}")
+    return rows
+
+
+def import_categories(entry: WeightsEntry, rows: int, path: Path, categories_file: str | None) -> list[dict]:
+    """Label i -> the category with id i, for i in 1..rows-1: torchvision's COCO names, or a COCO file's."""
+    if categories_file is None:
+        names = list(entry.categories)
+        if rows != len(names):
+            raise UserError(f"{path}: {rows} class rows, not the {len(names)} of torchvision's COCO {entry.model}; "
+                            f"give --categories COCO.json (label i is the category with id i)")
+        return [{"id": i, "name": name} for i, name in enumerate(names[1:], 1)]
+    given = read_categories(categories_file)
+    if given[-1]["id"] >= rows:
+        raise UserError(f"{categories_file}: category id {given[-1]['id']} has no class row in {path} "
+                        f"({rows} rows: label 0 is background, ids 1..{rows - 1})")
+    names = {c["id"]: c["name"] for c in given}
+    return [{"id": i, "name": names.get(i, PLACEHOLDER)} for i in range(1, rows)]
+
+
+def torchvision_key(ours: str, body: dict[str, str]) -> str:
+    """Our weight name -> torchvision's: the family keeps torchvision's model under `model`; the backbone's
+    stages map to the classification network's names (a MobileNet's without `features.`)."""
+    key = ours.removeprefix("model.")
+    if key.startswith("backbone.body."):
+        return "backbone.body." + body[key.removeprefix("backbone.body.")].removeprefix("features.")
+    return key
+
+
+def import_torchvision(name: str, out: str | Path, file: str | Path | None = None,
+                       categories_file: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Write torchvision's `name` weights (`file`, default: torch's hub cache) as our checkpoint `out`; returns
+    what was written (architecture, categories, config). UserError, with nothing written, on bad input."""
+    from detection.backbones.torchvision_models import classifier_names
+    from detection.config import config_from_dict
+    from detection.engine.checkpoint import load_weights, save_checkpoint
+    from detection.models import build_detector
+
+    entry = find(name)
+    if entry.kind == "backbone":
+        raise UserError(f"torchvision:{entry.name} is a backbone's ImageNet weights, not a detector: start a "
+                        f"training from them with model.backbone={entry.model} model.pretrained={cached_path(entry)}")
+    if entry.model not in ARCHITECTURES:
+        importable = ", ".join(f"torchvision:{n}" for n in ARCHITECTURES)
+        raise UserError(f"torchvision:{entry.name} cannot be imported yet (importable: {importable})")
+    path = Path(file) if file else cached_path(entry)
+    if not path.is_file():
+        hint = "" if file else f"; fetch it first: detpipe weights fetch {entry.name}"
+        raise UserError(f"weights file not found: {path}{hint}")
+    if Path(out).resolve() == path.resolve():
+        raise UserError(f"--out {out} would overwrite the weights file it reads")
+    state = read_state_dict(path)
+    rows = check_architecture(state, entry.model, path)
+    categories = import_categories(entry, rows, path, categories_file)
+    cfg = config_from_dict(import_config(entry.model, coco_file=categories_file is None), overrides)
+    model = build_detector(cfg.model, num_classes=len(categories), input_size=cfg.data.input_size)
+    body = classifier_names(cfg.model.backbone)
+    weights = {}
+    for key, built in model.state_dict().items():
+        theirs = torchvision_key(key, body)
+        if theirs not in state and not key.endswith("num_batches_tracked"):  # check_architecture saw them all
+            raise RuntimeError(f"no torchvision weight {theirs!r} for {key!r}")
+        weights[key] = state.get(theirs, built)
+    load_weights(model, weights, path)
+    source = {"torchvision": entry.name, "weights": entry.weights, "file": str(path)}
+    save_checkpoint(out, {"config": cfg.to_dict(), "model": model.state_dict(), "categories": categories,
+                          "metrics": {}, "source": source})
+    return {"out": str(out), "architecture": entry.model, "backbone": cfg.model.backbone,
+            "categories": len(categories), "input_size": cfg.data.input_size, **source}
