@@ -118,3 +118,28 @@ def test_repeat_factor_needs_a_coco_training_set():
         from detection.data.repeat_factor import dataset_categories
 
         dataset_categories(torch.utils.data.TensorDataset(torch.zeros(2)))
+
+
+def test_ray_train_workers_take_equal_shards_of_the_epochs_list(tmp_path, rare_data):
+    """DistributedTrainer.train_loader (what each Ray Train worker runs), in one process as rank 0 and 1 of 2: the
+    two shards interleave into the list single-process training draws for that epoch's seed."""
+    import torch.distributed as dist
+
+    from detection.engine.distributed import DistributedTrainer
+
+    overrides = {**FAST_64, "data.val.annotations": "", "data.sampler": "repeat_factor",
+                 "data.repeat_threshold": "0.5", "seed": "3"}
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        worker = DistributedTrainer(tiny_config(tmp_path / "d", rare_data, **overrides), 0, 1, torch.device("cpu"),
+                                    progress=False)
+        worker.epoch, worker.world = 1, 2
+        shards = []
+        for rank in (0, 1):
+            worker.rank = rank
+            shards.append(list(worker.train_loader(4).sampler))
+    finally:
+        dist.destroy_process_group()
+    full = worker.sampler.epoch_indices(3 + 1)  # cfg.seed + epoch on every rank
+    padded = full + full[: len(full) % 2]
+    assert len(shards[0]) == len(shards[1]) and [shards[k % 2][k // 2] for k in range(len(padded))] == padded
