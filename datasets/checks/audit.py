@@ -84,7 +84,7 @@ def find_duplicates(entries: list[Entry], images_dir: Path, max_distance: int,
     sigs = hashes.compute_signatures([images_dir / name for name in files], progress=progress)
     per_entry = np.array([column[e.file_name] for e in entries], dtype=np.int64)
     entry_sigs = hashes.Signatures(sigs.bits[per_entry], sigs.strong[per_entry], sigs.thumbs[per_entry],
-                                   {i: sigs.errors[c] for i, c in enumerate(per_entry) if c in sigs.errors})
+                                   {i: sigs.errors[int(c)] for i, c in enumerate(per_entry) if int(c) in sigs.errors})
     groups = hashes.group_pairs(hashes.near_pairs(entry_sigs, max_distance))
     records = [group_record(entries, g, hashes.group_distance(entry_sigs, g)) for g in groups]
     order = sorted(range(len(records)), key=lambda k: (records[k]["distance"], records[k]["images"]))
@@ -213,7 +213,8 @@ def print_report(report: dict) -> None:
     per = ", ".join(f"{name} {count}" for name, count in summary["splits"].items())
     print(f"audited {summary['images']} images in {len(summary['splits'])} splits ({per}); "
           f"unreadable: {summary['unreadable']}")
-    print(f"leaks: {summary['leak_groups']} groups of near-duplicates across splits ({summary['leaked_images']} images)")
+    print(f"leaks: {summary['leak_groups']} groups of near-duplicates across splits "
+          f"({summary['leaked_images']} images)")
     for group in report["leaks"][:5]:
         print("  " + "  ~  ".join(f"{s}/{f}" for s, f in zip(group["splits"], group["images"]))
               + f"  (distance {group['distance']})")

@@ -44,7 +44,8 @@ def size_panel(ax, report: dict, sides: dict[str, list[float]]) -> None:
         ax.axvline(edge, color="grey", linestyle="--", linewidth=1)
     small = report["flags"].get("small_boxes")
     if small and not small["input_size"]:
-        ax.axvline(small["min_box"], color="tab:red", linestyle=":", linewidth=1, label=f"--min-box {small['min_box']:g}")
+        ax.axvline(small["min_box"], color="tab:red", linestyle=":", linewidth=1,
+                   label=f"--min-box {small['min_box']:g}")
     ax.set_title("box size (dashed: COCO small / medium / large at 32, 96)")
     ax.set_xlabel("sqrt(area) in image pixels")
     ax.set_ylabel("boxes")

@@ -5,18 +5,21 @@ COCOeval does). A labelled box that no confident detection of its class matches,
 matches no labelled box, become issues of four kinds:
 
 - wrong_class: a confident detection of another class covers the labelled box (IoU >= match_iou).
-  score = s * P(c') * IoU * (1 - s_same), s_same the best score of a detection of the label's own class on the box;
+  score = s * P(c') * IoU * (1 - e_same), e_same the evidence for the label's own class on the box;
 - bad_box: the best detection of the label's class overlaps it only partly (partial_iou <= IoU < match_iou).
   score = s * P(c) * (1 - IoU);
-- spurious: nothing is detected on the labelled box. score = R(c) * (1 - s_any), s_any the best score of any
-  detection overlapping it by near_iou or more;
+- spurious: nothing confident is detected on the labelled box. score = R(c) * (1 - e_any), e_any the evidence
+  of any class on the box;
 - missing: a confident detection with no labelled box of any class under it (IoU < missing_iou with every one, and
   not inside a crowd region). score = s * P(c) * (1 - IoU of its nearest box).
 
-s is the detection's score; P(c) and R(c) are the model's own precision and recall for the class on this dataset
-at the confidence threshold (matched at match_iou, Laplace-smoothed): a model that is usually right about circles
-makes a lone circle detection a likely missing label, and a class it often misses makes an undetected box less
-suspicious. Scores are within 0..1, comparable across kinds; the top of the list is what a person should look at.
+s is the detection's score. The evidence for a class on a labelled box is min(1, s / score_threshold) of the best
+detection of that class overlapping it by near_iou or more (0 for none): a detection just under the confidence
+threshold is still good evidence that the object is there. P(c) and R(c) are the model's own precision and recall
+for the class on this dataset at the confidence threshold (matched at match_iou, Laplace-smoothed): a model that is
+usually right about circles makes a lone circle detection a likely missing label, and a class it often misses
+makes an undetected box less suspicious. Scores are within 0..1 and comparable across kinds: the top of the list is
+what a person should look at first.
 """
 from __future__ import annotations
 
@@ -151,13 +154,13 @@ def label_issue(image: ImageData, g: int, used: set, rel: Reliability, names: di
     confident = (image.det_scores >= opt.score_threshold) & (image.det_match < 0)
     near = iou >= opt.near_iou
     same = image.det_cats == cat
-    s_same = float(image.det_scores[near & same].max(initial=0.0))
-    s_any = float(image.det_scores[near].max(initial=0.0))
+    e_same = min(1.0, float(image.det_scores[near & same].max(initial=0.0)) / opt.score_threshold)
+    e_any = min(1.0, float(image.det_scores[near].max(initial=0.0)) / opt.score_threshold)
     free = np.array([d not in used for d in range(len(iou))], bool)
     other = np.nonzero(confident & free & ~same & (iou >= opt.match_iou))[0]
     if len(other):
         d = int(other[np.argmax(image.det_scores[other] * iou[other])])
-        score = image.det_scores[d] * rel.precision[image.det_cats[d]] * iou[d] * (1 - s_same)
+        score = image.det_scores[d] * rel.precision[image.det_cats[d]] * iou[d] * (1 - e_same)
         used.add(d)
         return issue(image, "wrong_class", score, names, g, d)
     best_gt = image.iou.argmax(axis=1) if image.iou.size else np.zeros(0, int)
@@ -167,8 +170,8 @@ def label_issue(image: ImageData, g: int, used: set, rel: Reliability, names: di
         d = int(partial[np.argmax(iou[partial])])
         used.add(d)
         return issue(image, "bad_box", image.det_scores[d] * rel.precision[cat] * (1 - iou[d]), names, g, d)
-    nearest = int(np.argmax(iou)) if len(iou) and s_any > 0 else None
-    return issue(image, "spurious", rel.recall[cat] * (1 - s_any), names, g, nearest)
+    nearest = int(np.argmax(iou)) if len(iou) and e_any > 0 else None
+    return issue(image, "spurious", rel.recall[cat] * (1 - e_any), names, g, nearest)
 
 
 def image_issues(image: ImageData, rel: Reliability, names: dict, opt: IssueOptions) -> list[dict]:
@@ -185,7 +188,8 @@ def image_issues(image: ImageData, rel: Reliability, names: dict, opt: IssueOpti
     return found
 
 
-def find_issues(images: list[ImageData], names: dict, opt: IssueOptions | None = None) -> tuple[list[dict], Reliability]:
+def find_issues(images: list[ImageData], names: dict,
+                opt: IssueOptions | None = None) -> tuple[list[dict], Reliability]:
     """All issues of the images, most likely first (each with its rank from 1), and the model's reliability.
     `names` maps category id -> name."""
     opt = opt or IssueOptions()

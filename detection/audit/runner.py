@@ -17,6 +17,7 @@ from detection.audit.gallery import write_each, write_gallery
 from detection.audit.label_errors import ImageData, IssueOptions, find_issues, xywh_to_xyxy
 
 GALLERY_SIZE = 24  # issues drawn in issues.png (the top of the list)
+KINDS = ("missing", "wrong_class", "bad_box", "spurious")
 LOW_SCORE = 0.05  # detections down to this score are asked for (s_same, s_any, partial boxes)
 
 
@@ -118,7 +119,7 @@ def audit_labels(run: AuditRun) -> tuple[dict, list[dict]]:
     issues, rel = find_issues(items, names, run.options)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "issues.json", issues, indent=1)
-    counts = {kind: sum(i["kind"] == kind for i in issues) for kind in ("missing", "wrong_class", "bad_box", "spurious")}
+    counts = {kind: sum(i["kind"] == kind for i in issues) for kind in KINDS}
     summary = {"images": len(images), "audited": len(items), "excluded": len(images) - len(records),
                "unreadable": unreadable, "issues": len(issues), "kinds": counts, "model": rel.to_dict(names),
                "checkpoint": str(run.checkpoint), "annotations": str(run.annotations),

@@ -39,7 +39,8 @@ class DistributedTrainer(Trainer):
         super().__init__(dataclasses.replace(quiet, device=str(device)), progress=progress and rank == 0)
         self.cfg = cfg  # the user's config (device: auto ...) is what config.yaml and the checkpoints keep
         self.local_batch = cfg.train.batch_size // world
-        self.iters_per_epoch = math.ceil(math.ceil(epoch_length(self.train_set, self.sampler) / world) / self.local_batch)
+        per_worker = math.ceil(epoch_length(self.train_set, self.sampler) / world)
+        self.iters_per_epoch = math.ceil(per_worker / self.local_batch)
         if resume_from is not None:
             self.resumed = True
             self.load_state(resume_from)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from datasets.synthetic.shapes import make_shapes
 from detection.audit.__main__ import main
@@ -22,7 +23,7 @@ NAMES = {1: "circle", 2: "square", 3: "triangle"}
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory) -> tuple[Path, Path]:
     """(best.pt, data folder): a tiny SSD trained full-batch on 8 clean 64 px images until it knows them
-    (bbox mAP@0.5 1.0 on them in about 40 steps; 15-40 s on 2 CPU cores): the good model an audit needs."""
+    (bbox mAP@0.5 1.0 on them in about 40 steps; 45 steps take 2-5 s on one CPU core): the good model an audit needs."""
     root = tmp_path_factory.mktemp("audit")
     make_shapes(root / "data", 8, seed=2, image_size=64, min_size=14, max_size=32, max_objects=2)
     data = root / "data"
@@ -36,8 +37,13 @@ def overfit(tmp_path_factory) -> tuple[Path, Path]:
         "data.augment.scale_max": "1", "model.neck": "ssd_extra", "model.neck_channels": "32",
         "model.neck_levels": "4", "model.ssd.min_scale": "0.2", "model.ssd.max_scale": "0.8",
     }
-    Trainer(load_config(ROOT / "configs" / "ssd_tiny.yaml", [f"{k}={v}" for k, v in items.items()]),
-            progress=False).fit()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 threads on 2 shared cores wait on each other: many times slower under load
+    try:
+        Trainer(load_config(ROOT / "configs" / "ssd_tiny.yaml", [f"{k}={v}" for k, v in items.items()]),
+                progress=False).fit()
+    finally:
+        torch.set_num_threads(threads)
     return root / "run" / "last.pt", data
 
 
