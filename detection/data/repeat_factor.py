@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
-from detection.errors import UserError
+from datasets.core.errors import UserError
 
 
 def category_repeat_factors(image_categories: Sequence[set], threshold: float) -> dict:

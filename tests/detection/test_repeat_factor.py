@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from datasets.core.errors import UserError
 from detection.config import load_config
 from detection.data.repeat_factor import (RepeatFactorSampler, category_repeat_factors, epoch_length,
                                           repeat_factors)
 from detection.engine.trainer import Trainer
-from detection.errors import UserError
 from tiny_run import DEMO, FAST_64, shapes_64, tiny_config
 
 # 10 images: category 1 in all of them, category 2 in two (f = 0.2), category 3 in one (f = 0.1)
