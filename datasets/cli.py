@@ -149,6 +149,31 @@ def add_anchors(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def add_audit(sub) -> None:
+    p = sub.add_parser("audit", help="near-duplicates and leaks across splits, class balance, box sizes",
+                       description="Hashes every image (a DCT perceptual hash, confirmed by a colour thumbnail) so "
+                       "that re-encoded, resized or slightly cropped copies are found; near-duplicates in two splits "
+                       "are leaks and are listed first. Per class: instances, images, COCO size ranges, aspect "
+                       "ratios. Unreadable images are listed, not fatal.")
+    p.add_argument("--split", action="append", required=True, metavar="NAME=FILE",
+                   help="a COCO json as split NAME; repeat for each split (e.g. train=train.json val=val.json)")
+    p.add_argument("--images", required=True, help="folder the splits' file names are relative to")
+    p.add_argument("--out", required=True, help="report JSON to write")
+    p.add_argument("--fix-leaks", metavar="OUT_DIR", help="write OUT_DIR/<split>.json with each leaked group in "
+                   "one split only (--keep-in, else the first --split it touches) and print what moved")
+    p.add_argument("--keep-in", metavar="NAME", help="with --fix-leaks: the split leaked groups stay in when they "
+                   "touch it (default: the first --split given)")
+    p.add_argument("--min-instances", type=int, default=10, metavar="N",
+                   help="flag classes with fewer instances than this (default 10)")
+    p.add_argument("--min-box", type=float, metavar="PIXELS", help="flag boxes whose side sqrt(w*h) is under "
+                   "this, e.g. the model's smallest anchor or stride")
+    p.add_argument("--input-size", type=int, metavar="S", help="with --min-box: measure boxes as letterboxed to "
+                   "the model's input size S (data.input_size), not in image pixels")
+    p.add_argument("--max-distance", type=int, default=10, metavar="BITS",
+                   help="near-duplicates: at most this many of the hash's 64 bits differ (default 10)")
+    p.add_argument("--plot", metavar="PNG", help="write a figure: class counts, box sizes, leaked pairs")
+
+
 def add_sequences(sub) -> None:
     p = sub.add_parser("sequences", help="synthetic tracking videos from a COCO dataset's objects",
                        description="Objects of a COCO dataset (cut out by mask, else by box) move smoothly over a "
@@ -192,6 +217,7 @@ COMMANDS = {
     "stats": ("datasets.checks.stats", add_stats),
     "draw": ("datasets.view.draw", add_draw),
     "anchors": ("datasets.checks.anchors", add_anchors),
+    "audit": ("datasets.checks.audit", add_audit),
     "sequences": ("datasets.synthetic.sequences", add_sequences),
 }
 

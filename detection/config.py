@@ -55,6 +55,9 @@ class DataConfig:
     cache_images: str = ""  # "" | ram | disk: keep decoded images (ram: all in memory, decoded once up front;
     # disk: .npy files in image_cache_dir, made at first use) so later epochs skip the PNG/JPEG decode
     image_cache_dir: str = ".cache/images"  # where data.cache_images=disk keeps them
+    sampler: str = "random"  # random | repeat_factor: LVIS repeat-factor sampling, images holding rare classes seen
+    # more often each epoch (detection.data.repeat_factor)
+    repeat_threshold: float = 0.001  # repeat_factor: a class in fewer than this fraction of the images is repeated
 
 
 # The one default of detection post-processing: model.postprocess's, and so of every call that gives none (predict,
@@ -359,6 +362,7 @@ def check_config(cfg: Config) -> None:
         "train.optimizer": (cfg.train.optimizer, ("sgd", "adamw")),
         "train.scheduler": (cfg.train.scheduler, ("cosine", "step")),
         "data.cache_images": (cfg.data.cache_images, ("", "ram", "disk")),
+        "data.sampler": (cfg.data.sampler, ("random", "repeat_factor")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed and not (key == "device" and value.startswith("cuda:")):
@@ -370,6 +374,8 @@ def check_config(cfg: Config) -> None:
     scales = cfg.data.multi_scale
     if scales and not (len(scales) == 2 and 0 < scales[0] <= scales[1]):
         raise UserError(f"config key 'data.multi_scale': expected [low, high] with 0 < low <= high, got {scales}")
+    if not 0 < cfg.data.repeat_threshold <= 1:
+        raise UserError(f"config key 'data.repeat_threshold' must be within (0, 1], got {cfg.data.repeat_threshold}")
     if not 0 <= cfg.train.ema < 1:
         raise UserError(f"config key 'train.ema' must be in [0, 1) (0: off, e.g. 0.9998), got {cfg.train.ema}")
     if cfg.train.warmup_epochs < 0:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, Command] = {
     "predict": Command("detection.cli.predict", "detect objects in images, folders and videos"),
     "track": Command("detection.cli.track", "follow objects through a video (ByteTrack, or SiamFC from one box)"),
     "track-metrics": Command("detection.cli.track_metrics", "tracking metrics of result files against ground truth"),
+    "audit": Command("detection.cli.audit", "rank likely label errors of a dataset with a trained detector"),
     "export": Command("detection.cli.export", "export a checkpoint to ONNX or TorchScript, post-processing included"),
     "inspect": Command("detection.cli.inspect", "see inside a model or backbone: layers, maps, receptive fields, anchor coverage"),
     "visualize": Command("detection.cli.visualize", "look inside a trained detector on one image: activations, saliency"),

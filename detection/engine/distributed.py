@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from datasets.core.errors import UserError
 from detection.config import Config, config_from_dict
+from detection.data.repeat_factor import epoch_length
 from detection.engine.task import Task
 from detection.engine.trainer import Trainer, make_loader
 from detection.utils.device import seed_everything
@@ -41,7 +42,8 @@ class DistributedTrainer(Trainer):
         super().__init__(dataclasses.replace(quiet, device=str(device)), task, progress=progress and rank == 0)
         self.cfg = cfg  # the user's config (device: auto ...) is what config.yaml and the checkpoints keep
         self.local_batch = cfg.train.batch_size // world
-        self.iters_per_epoch = math.ceil(math.ceil(len(self.train_set) / world) / self.local_batch)
+        per_worker = math.ceil(epoch_length(self.train_set, self.sampler) / world)
+        self.iters_per_epoch = math.ceil(per_worker / self.local_batch)
         if resume_from is not None:
             self.resumed = True
             self.load_state(resume_from)
@@ -59,9 +61,13 @@ class DistributedTrainer(Trainer):
             seed = seed + 100_003 * self.rank
             seed_everything(seed)
             self.train_set.transform.set_random_seed(seed)
-        sampler = DistributedSampler(self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
-                                     seed=self.cfg.seed)
-        sampler.set_epoch(self.epoch)
+        if self.sampler is not None:  # data.sampler=repeat_factor: every rank draws the epoch's list, takes a shard
+            sampler = self.sampler.shard(self.rank, self.world)
+            sampler.set_seed(self.cfg.seed + self.epoch)
+        else:
+            sampler = DistributedSampler(self.train_set, num_replicas=self.world, rank=self.rank, shuffle=True,
+                                         seed=self.cfg.seed)
+            sampler.set_epoch(self.epoch)
         return make_loader(self.train_set, self.local_batch, False, seed, self.cfg.data.num_workers,
                            collate_fn=self.task.collate, device=self.device, sampler=sampler)
 

@@ -18,6 +18,7 @@ from datasets.core.errors import UserError
 from detection.config import Config, save_config
 from detection.data.coco import collate
 from detection.data.epoch_seed import EpochSeeded, seed_worker_state
+from detection.data.repeat_factor import build_train_sampler, epoch_length
 from detection.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from detection.engine.ema import build_ema
 from detection.engine.run_report import RunReport
@@ -100,10 +101,11 @@ class Trainer:
         self.task = task
         self.train_set, self.val_set = self.task.datasets()
         self.categories = self.train_set.categories
+        self.sampler = build_train_sampler(cfg.data, self.train_set)  # None: the loader shuffles (data.sampler)
         self.model = self.task.build_model(self.train_set, self.val_set, self.device, progress)
         self.optimizer = build_optimizer(self.model, cfg)
         self.ema = build_ema(self.model, cfg.train.ema, cfg.train.ema_warmup) if cfg.train.ema > 0 else None
-        self.iters_per_epoch = math.ceil(len(self.train_set) / cfg.train.batch_size)
+        self.iters_per_epoch = math.ceil(epoch_length(self.train_set, self.sampler) / cfg.train.batch_size)
         self.epoch, self.step, self.epochs = 0, 0, cfg.train.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.amp = cfg.train.amp and self.device.type == "cuda"
@@ -126,10 +128,12 @@ class Trainer:
     def train_loader(self, seed: int) -> DataLoader:
         """The training set's loader for the epoch seeded `seed`: made once, so that its workers persist, and
         restarted each later epoch to the order and augmentation a fresh loader of `seed` would give."""
+        if self.sampler is not None:  # data.sampler=repeat_factor: the epoch's repeated, shuffled indices
+            self.sampler.set_seed(seed)
         if self.kept_loader is None:
             self.kept_loader = make_loader(EpochSeeded(self.train_set), self.cfg.train.batch_size, True, seed,
                                            self.cfg.data.num_workers, collate_fn=self.task.collate,
-                                           device=self.device, persistent=True)
+                                           device=self.device, persistent=True, sampler=self.sampler)
             self.kept_loader.dataset.set_seed(seed)
         else:
             restart(self.kept_loader, seed)
