@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import re
@@ -180,3 +181,30 @@ def test_commands_page_lists_every_subcommand_shown_and_every_data_subcommand():
     assert data_subs, run.stdout
     missing = [name for name in data_subs if f"data {name}" not in listed]
     assert not missing, f"`python -m datasets` subcommands not in docs/commands.md: {missing}"
+
+
+PYTHON_IMPORT = re.compile(r"^\s*from ((?:datasets|detection|serve|detpipe)[\w.]*) import ([\w, ]+)$")
+
+
+def shown_python_imports() -> list[tuple[str, str]]:
+    """(module, name) of every `from <our package> import name` line in a python code block of the pages."""
+    found = []
+    for page in PAGES:
+        inside_python = False
+        for line in page.read_text().splitlines():
+            if FENCE.match(line):
+                inside_python = not inside_python and line.strip()[3:].strip().lower() in ("python", "py")
+                continue
+            match = PYTHON_IMPORT.match(line) if inside_python else None
+            if match:
+                found += [(match[1], name.strip()) for name in match[2].split(",")]
+    return sorted(set(found))
+
+
+def test_each_python_import_shown_resolves():
+    """The Python examples name modules and functions that exist (they moved once; the docs must follow)."""
+    shown = shown_python_imports()
+    assert len(shown) >= 5
+    missing = [f"{module}.{name}" for module, name in shown
+               if not hasattr(importlib.import_module(module), name)]
+    assert not missing, missing
