@@ -14,7 +14,7 @@ def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sliced inference (large images, small objects)")
     group.add_argument("--slice", type=int, default=0, metavar="S",
                        help=f"cut each image into SxS windows (at least {MIN_SLICE}; the training tile size is a "
-                            "good S), run them in batches of --batch-size and merge their boxes (default 0: the "
+                            "good S), run them through the model in batches and merge their boxes (default 0: the "
                             "whole image at once)")
     group.add_argument("--overlap", type=float, default=DEFAULTS.overlap, metavar="F",
                        help=f"fraction of a window its neighbour shares, in [0, 0.9) (default {DEFAULTS.overlap})")

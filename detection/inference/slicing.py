@@ -137,7 +137,9 @@ def predict_sliced(predictor: Predicts, image: np.ndarray, options: SliceOptions
                    score_threshold: float | None = None, max_detections: int | None = None,
                    times: SliceTimes | None = None) -> list[dict]:
     """Detections on one RGB image [H, W, 3] from its windows (and the whole image with options.full), in the
-    image's COCO [x, y, w, h] pixels. `times`, when given, receives the seconds spent in each part."""
+    image's COCO [x, y, w, h] pixels. score_threshold and max_detections are the model's post-processing of each
+    window (None: the checkpoint's); max_detections also cuts the merged answer, which None leaves whole (a large
+    image may hold more objects than the checkpoint's max). `times`, when given, receives the seconds per part."""
     times = times if times is not None else SliceTimes()
     start = time.perf_counter()
     boxes, crops = cut(image, options)
