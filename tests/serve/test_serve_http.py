@@ -141,7 +141,8 @@ def test_a_request_asks_the_model_for_more_than_the_checkpoints_postprocessing(s
 
 def test_sliced_answer_matches_detection_predict_slice(service, tiny_checkpoint, shapes_dir, tmp_path):
     """A 256 px mosaic of four shapes images, cut into 128 px windows (plus the whole image) over HTTP and by
-    `detpipe predict --slice` with the same settings: the same boxes, one image or in a batch."""
+    `detpipe predict --slice` with the same settings: the same boxes, one image or in a batch, from a model
+    deployment or a model colocated in the ingress."""
     from detection.cli.predict import main as predict_main
 
     tiles = [cv2.imread(str(path)) for path in sorted((shapes_dir / "images").iterdir())[:4]]
@@ -158,7 +159,8 @@ def test_sliced_answer_matches_detection_predict_slice(service, tiny_checkpoint,
     assert expected and (answer["width"], answer["height"]) == (256, 256) and answer["batch_size"] > 1
     assert_same_detections(answer["detections"], expected)
     batch = client.detect_batch([picture, picture], **settings)["results"]
-    for result in batch:
+    colocated = DetectClient(service + "/secure", api_key=KEY).detect(picture, **settings)  # the model in the ingress
+    for result in [*batch, colocated]:
         assert_same_detections(result["detections"], expected)
     whole = client.detect(picture, score_threshold=0.05, slice=0)["detections"]
     assert [d["bbox"] for d in whole] != [d["bbox"] for d in answer["detections"]]
