@@ -4,6 +4,7 @@
 """
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import math
@@ -21,13 +22,16 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from datasets.core.errors import UserError
 from detection.config import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, MAX_DETECTIONS_LIMIT
+from detection.inference.slice_options import SliceOptions
 from serve.decode import IMAGE_CONTENT_TYPES, DecodeLimits, ImageError, check_image, decode_image
 from serve.drawn import (ANSWER_HEADER, COUNT_HEADER, HEADER_LIMIT, OMITTED_HEADER, answer_headers, drawn_jpeg,
                          wants_jpeg)
 from serve.local import colocated, open_model
 from serve.model import ModelServer
 from serve.options import ServiceOptions
+from serve.slice_request import Merge, Overlap, SliceFull, SliceMerge, SliceSize, request_slicing, slice_note
 from serve.schemas import (BatchResponse, DetectResponse, ErrorResponse, Health, ModelsResponse, answer_json,
                            batch_json)
 from serve.track import TrackerServer
@@ -207,7 +211,8 @@ class DetectIngress:
     def __init__(self, models: dict[str, DeploymentHandle | dict], default_model: str, limits: dict,
                  max_batch_images: int = 32, max_batch_bytes: int = 64 * 1024 * 1024,
                  api_key_env: str = "DETECT_API_KEY", tracker: DeploymentHandle | None = None,
-                 tracker_name: str | None = None, video_limits: dict | None = None) -> None:
+                 tracker_name: str | None = None, video_limits: dict | None = None,
+                 slicing: dict | None = None) -> None:
         self.models = {name: open_model(model) for name, model in models.items()}  # colocated ones load here
         self.tracker, self.tracker_name = tracker, tracker_name
         self.video_limits = VideoLimits(**(video_limits or {}))
@@ -216,6 +221,7 @@ class DetectIngress:
         self.max_batch_images = max_batch_images
         self.max_batch_bytes = max_batch_bytes
         self.api_key = os.environ.get(api_key_env) or None
+        self.slicing = SliceOptions(**(slicing or {}))  # the default of /v1/detect requests (size 0: whole images)
 
     def authorize(self, request: Request) -> None:
         """When an API key is set, /v1/ endpoints need `Authorization: Bearer <key>` (else 401)."""
@@ -233,18 +239,38 @@ class DetectIngress:
             raise ApiError(404, "unknown_model", f"no model named {name!r}; served: {', '.join(sorted(self.models))}")
         return name, self.models[name]
 
-    def check(self, data: bytes, label: str = "") -> None:
-        """Size, format and header checks, no pixels decoded (the model replica decodes); errors name the part."""
+    def check(self, data: bytes, label: str = "", slicing: SliceOptions | None = None) -> None:
+        """Size, format and header checks, no pixels decoded (the model replica decodes); errors name the part,
+        and a size error of a sliced request says that the limits hold all the same."""
         try:
             check_image(data, self.limits)
         except ImageError as exc:
-            raise ApiError(exc.status, exc.error, f"{label}{exc.detail}") from None
+            note = slice_note(slicing) if exc.status == 413 else ""
+            raise ApiError(exc.status, exc.error, f"{label}{exc.detail}{note}") from None
+
+    def request_slicing(self, size: int | None, overlap: float | None, full: bool | None,
+                        merge: str | None) -> SliceOptions | None:
+        """The request's slicing (the service's default, its parameters replacing); 422 naming a bad one."""
+        try:
+            return request_slicing(self.slicing, size, overlap, full, merge)
+        except UserError as exc:
+            raise ApiError(422, "invalid_parameter", str(exc)) from None
+
+    async def read_image_body(self, request: Request, max_bytes: int, slicing: SliceOptions | None) -> bytes:
+        """read_body, its 413 saying that slicing does not lift the limit."""
+        try:
+            return await read_body(request, max_bytes)
+        except ApiError as exc:
+            if exc.status == 413:
+                exc.detail += slice_note(slicing)
+            raise
 
     async def run_model(self, name: str, handle: DeploymentHandle, data: bytes, score_threshold: float | None,
-                        max_detections: int | None, label: str = "") -> dict:
-        """One encoded image through the model's batch queue: {version, batch_size, width, height, detections
-        (JSON text)}; 4xx for an image it cannot decode, 503 when no replica can take it."""
-        out = await model_answer(name, lambda: handle.detect.remote(data, score_threshold, max_detections),
+                        max_detections: int | None, label: str = "", slicing: SliceOptions | None = None) -> dict:
+        """One encoded image through the model's batch queue (with `slicing`, each of its windows): {version,
+        batch_size, width, height, detections (JSON text)}; 4xx for an image it cannot decode, 503 when no replica
+        can take it."""
+        out = await model_answer(name, lambda: handle.detect.remote(data, score_threshold, max_detections, slicing),
                                  "inference_failed", "this image")
         if "error" in out:
             error = out["error"]
@@ -255,23 +281,27 @@ class DetectIngress:
               openapi_extra=DETECT_BODY)
     async def detect(self, request: Request, score_threshold: float | None = ScoreThreshold,
                      max_detections: int | None = MaxDetections, model: str | None = ModelName,
-                     draw: bool = Draw) -> Response:
+                     draw: bool = Draw, slice_size: int | None = SliceSize, overlap: float | None = Overlap,
+                     slice_full: bool | None = SliceFull, slice_merge: Merge | None = SliceMerge) -> Response:
         """Detect objects in one image sent as the raw body or as multipart field `image`; with draw=true or
-        Accept: image/jpeg, answer with the image as JPEG, detections drawn, and the JSON in X-Detect-Answer."""
+        Accept: image/jpeg, answer with the image as JPEG, detections drawn, and the JSON in X-Detect-Answer.
+        With slice=S, the image runs as overlapping SxS windows whose boxes are merged."""
         start = time.perf_counter()
         self.authorize(request)
         name, handle = self.model(model)
+        slicing = self.request_slicing(slice_size, overlap, slice_full, slice_merge)
         kind = media_type(request)
         check_content_type(kind, RAW_CONTENT_TYPES | {"multipart/form-data"})
-        body = await read_body(request, self.limits.max_bytes + (65536 if kind == "multipart/form-data" else 0))
+        body = await self.read_image_body(request, self.limits.max_bytes + (65536 if kind == "multipart/form-data"
+                                                                            else 0), slicing)
         data, file_name = body, None
         if kind == "multipart/form-data":
             files = {field: (fname, content) for field, fname, content in await multipart_files(request, body, 4)}
             if "image" not in files:
                 raise ApiError(422, "missing_field", "the multipart body has no file field 'image'")
             file_name, data = files["image"]
-        self.check(data)
-        out = await self.run_model(name, handle, data, score_threshold, max_detections)
+        self.check(data, slicing=slicing)
+        out = await self.run_model(name, handle, data, score_threshold, max_detections, slicing=slicing)
         fields = {"model": name, "version": out["version"], "width": out["width"], "height": out["height"],
                   "batch_size": out["batch_size"], "file_name": file_name,
                   "time_ms": round((time.perf_counter() - start) * 1000, 2)}
@@ -284,13 +314,17 @@ class DetectIngress:
 
     @api.post("/v1/detect/batch", response_model=BatchResponse, responses=ERRORS, openapi_extra=BATCH_BODY)
     async def detect_batch(self, request: Request, score_threshold: float | None = ScoreThreshold,
-                           max_detections: int | None = MaxDetections, model: str | None = ModelName) -> Response:
-        """Detect objects in several images sent as repeated multipart file fields `images`."""
+                           max_detections: int | None = MaxDetections, model: str | None = ModelName,
+                           slice_size: int | None = SliceSize, overlap: float | None = Overlap,
+                           slice_full: bool | None = SliceFull, slice_merge: Merge | None = SliceMerge) -> Response:
+        """Detect objects in several images sent as repeated multipart file fields `images` (each sliced with
+        slice=S)."""
         start = time.perf_counter()
         self.authorize(request)
         name, handle = self.model(model)
+        slicing = self.request_slicing(slice_size, overlap, slice_full, slice_merge)
         check_content_type(media_type(request), {"multipart/form-data"})
-        body = await read_body(request, self.max_batch_bytes)
+        body = await self.read_image_body(request, self.max_batch_bytes, slicing)
         files = await multipart_files(request, body, self.max_batch_images + 1)
         if not files:
             raise ApiError(422, "missing_field", "the multipart body has no file fields; send them as 'images'")
@@ -298,9 +332,9 @@ class DetectIngress:
             raise ApiError(413, "too_many_images", f"a batch takes at most {self.max_batch_images} images")
         labels = [f"image {i} ({fname or field}): " for i, (field, fname, _) in enumerate(files)]
         for (_, _, data), label in zip(files, labels):
-            self.check(data, label)
-        outs = await asyncio.gather(*[self.run_model(name, handle, data, score_threshold, max_detections, label)
-                                      for (_, _, data), label in zip(files, labels)])
+            self.check(data, label, slicing)
+        outs = await asyncio.gather(*[self.run_model(name, handle, data, score_threshold, max_detections, label,
+                                                     slicing) for (_, _, data), label in zip(files, labels)])
         results = [answer_json({"width": o["width"], "height": o["height"], "batch_size": o["batch_size"],
                                 "file_name": f[1] or None}, o["detections"]) for o, f in zip(outs, files)]
         fields = {"model": name, "version": outs[0]["version"],
@@ -379,4 +413,5 @@ def build_app(args: dict) -> serve.Application:
     ingress = DetectIngress.options(**opts.ingress_deployment_options())
     return ingress.bind(models, opts.default_model, limits, max_batch_images=opts.max_batch_images,
                         max_batch_bytes=opts.max_batch_bytes, api_key_env=opts.api_key_env, tracker=tracker,
-                        tracker_name=siamfc[0] if siamfc else None, video_limits=opts.video_limits())
+                        tracker_name=siamfc[0] if siamfc else None, video_limits=opts.video_limits(),
+                        slicing=dataclasses.asdict(opts.slicing()))

@@ -11,6 +11,7 @@ import time
 
 from datasets.core.errors import UserError, cli_main
 
+from detection.cli.slicing_args import add_slice_arguments
 from serve.options import NAME_RE, ServiceOptions
 from serve.supervise import in_child, supervise
 
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None, prog: str = "detpipe serve") -> argparse.
     p.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     p.add_argument("--api-key-env", default="DETECT_API_KEY",
                    help="environment variable holding the API key; when set, /v1/ needs 'Bearer <key>'")
+    add_slice_arguments(p)  # the default of /v1/detect requests; ?slice=, ?overlap=, ... override it
     return p.parse_args(argv)
 
 
@@ -72,7 +74,9 @@ def options_from_args(args: argparse.Namespace) -> dict:
             "max_pixels": int(args.max_megapixels * 1_000_000), "api_key_env": args.api_key_env,
             "access_log": args.access_log, "tracker": args.tracker,
             "max_video_bytes": int(args.max_video_mb * 1024 * 1024), "max_video_frames": args.max_video_frames,
-            "max_video_pixels": int(round(args.max_video_megapixels * 1_000_000))}
+            "max_video_pixels": int(round(args.max_video_megapixels * 1_000_000)),
+            "slice": args.slice, "overlap": args.overlap, "slice_full": args.slice_full,
+            "slice_merge": args.slice_merge}
 
 
 def onnx_files(values: list[str]) -> list[str]:

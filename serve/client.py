@@ -13,6 +13,7 @@ import numpy as np
 import requests
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray]
+SLICE_PARAMS = {"slice", "overlap", "slice_full", "slice_merge"}  # sliced inference, as /v1/detect takes them
 SUFFIX_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                 ".bmp": "image/bmp"}
 
@@ -69,35 +70,41 @@ class DetectClient:
         return response
 
     @staticmethod
-    def _params(score_threshold: float | None, max_detections: int | None, model: str | None) -> dict:
-        params = {"score_threshold": score_threshold, "max_detections": max_detections, "model": model}
-        return {k: v for k, v in params.items() if v is not None}
+    def _params(score_threshold: float | None, max_detections: int | None, model: str | None,
+                slicing: dict[str, Any]) -> dict:
+        params = {"score_threshold": score_threshold, "max_detections": max_detections, "model": model, **slicing}
+        unknown = set(slicing) - SLICE_PARAMS
+        if unknown:
+            raise TypeError(f"unknown slicing parameter(s) {sorted(unknown)}; known: {sorted(SLICE_PARAMS)}")
+        return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
 
     def detect(self, image: ImageInput, score_threshold: float | None = None, max_detections: int | None = None,
-               model: str | None = None) -> dict:
+               model: str | None = None, **slicing: Any) -> dict:
         """Detections on one image: {model, version, width, height, detections, time_ms, ...}. score_threshold
         and max_detections are the model's post-processing for this call, below or above its checkpoint's (None:
-        the checkpoint's, which GET /v1/models shows); so in every call of this client."""
+        the checkpoint's, which GET /v1/models shows); so in every call of this client. `slicing`: the query
+        parameters slice (S, 0: off), overlap, slice_full and slice_merge, e.g. detect(path, slice=256)."""
         data, content_type, _ = encode_image(image)
         return self._call("POST", "/v1/detect", data=data, headers={"Content-Type": content_type},
-                          params=self._params(score_threshold, max_detections, model))
+                          params=self._params(score_threshold, max_detections, model, slicing))
 
     def draw(self, image: ImageInput, score_threshold: float | None = None, max_detections: int | None = None,
-             model: str | None = None) -> bytes:
+             model: str | None = None, **slicing: Any) -> bytes:
         """The image as JPEG bytes (its own width and height) with the detections drawn."""
         data, content_type, _ = encode_image(image)
-        return self._send("POST", "/v1/detect", data=data, params=self._params(score_threshold, max_detections, model),
+        params = self._params(score_threshold, max_detections, model, slicing)
+        return self._send("POST", "/v1/detect", data=data, params=params,
                           headers={"Content-Type": content_type, "Accept": "image/jpeg"}).content
 
     def detect_batch(self, images: list[ImageInput], score_threshold: float | None = None,
-                     max_detections: int | None = None, model: str | None = None) -> dict:
+                     max_detections: int | None = None, model: str | None = None, **slicing: Any) -> dict:
         """Detections on several images in one multipart request: {model, version, results: [...]}."""
         files = []
         for image in images:
             data, content_type, name = encode_image(image)
             files.append(("images", (name, data, content_type)))
         return self._call("POST", "/v1/detect/batch", files=files,
-                          params=self._params(score_threshold, max_detections, model))
+                          params=self._params(score_threshold, max_detections, model, slicing))
 
     def models(self) -> dict:
         """The served models: {default, models: [{name, version, categories, input_size, metrics, ...}]}."""

@@ -1,7 +1,8 @@
 """The per-model Ray Serve deployment: one checkpoint, loaded once, run on dynamic batches.
 
 Images arrive encoded (the hop carries the compact bytes); the replica decodes them, batches what queued while
-the model was busy (serve.batching) and answers each with its detections as JSON text, built once.
+the model was busy (serve.batching) and answers each with its detections as JSON text, built once. A sliced
+request's windows join that queue one by one, batched with other requests, then are moved and merged.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 from ray import serve
 
+from detection.inference.slice_options import SliceOptions
+from detection.inference.slicing import combine, cut, wants_full
 from serve.batching import GreedyBatcher
 from serve.decode import DecodeLimits, ImageError, decode_image
 from serve.options import DEFAULT_PREDICTOR
@@ -68,25 +71,47 @@ class ModelServer:
         if "batch_wait_timeout_s" in config:
             self.batch_wait_timeout_s = self.batcher.wait_s = float(config["batch_wait_timeout_s"])
 
-    async def detect(self, data: bytes, score_threshold: float | None, max_detections: int | None) -> dict:
+    async def detect(self, data: bytes, score_threshold: float | None, max_detections: int | None,
+                     slicing: SliceOptions | None = None) -> dict:
         """Detections on one encoded image, the model's post-processing run at the request's score_threshold and
-        max_detections (None: the checkpoint's): {version, batch_size, width, height, detections (JSON text)}, or
-        {"error": {status, error, detail}} for an image that cannot be decoded. Decoding runs in a thread, beside
-        the batch the model may be running."""
+        max_detections (None: the checkpoint's), sliced with `slicing`: {version, batch_size, width, height,
+        detections (JSON text)}, or {"error": {status, error, detail}} for an image that cannot be decoded.
+        Decoding runs in a thread, beside the batch the model may be running."""
         try:
             image = await asyncio.to_thread(decode_image, data, self.limits)
         except ImageError as exc:
             return {"error": {"status": exc.status, "error": exc.error, "detail": exc.detail}}
-        out = await self.infer(image, score_threshold, max_detections)
+        out = await self.infer(image, score_threshold, max_detections, slicing)
         return {**out, "width": image.shape[1], "height": image.shape[0],
                 "detections": json.dumps(out["detections"], separators=(",", ":"))}
 
-    async def infer(self, image: np.ndarray, score_threshold: float | None, max_detections: int | None) -> dict:
+    async def infer(self, image: np.ndarray, score_threshold: float | None, max_detections: int | None,
+                    slicing: SliceOptions | None = None) -> dict:
         """Detections on one RGB uint8 image, run with whatever queued while the model was busy:
-        {detections (list of dicts), batch_size, version}."""
+        {detections (list of dicts), batch_size, version}. With `slicing` (size > 0), see infer_sliced."""
         wanted = self.predictor.postprocess_options.with_call(score_threshold, max_detections)
+        if slicing is not None and slicing.size:
+            return await self.infer_sliced(image, wanted.score_threshold, wanted.max_detections, slicing,
+                                           max_detections)
         detections, size = await self.batcher.submit((image, wanted.score_threshold, wanted.max_detections))
         return {"detections": detections, "batch_size": size, "version": str(self.predictor.version)}
+
+    async def infer_sliced(self, image: np.ndarray, score_threshold: float, max_detections: int,
+                           slicing: SliceOptions, asked: int | None) -> dict:
+        """Each window of the image (and the whole image with slicing.full) submitted to the batch queue as an item
+        of its own, so windows share batches with other requests; their answers moved into image pixels and merged
+        (detection.inference.slicing.combine, in a thread). batch_size: the largest batch one of them ran in.
+        `max_detections` holds per window; the merged answer is cut only to what the request `asked` (as
+        `predict_sliced` does: a large image may hold more objects than the checkpoint's max_detections)."""
+        boxes, crops = cut(image, slicing)
+        items = crops + ([image] if wants_full(boxes, slicing) else [])
+        answers = await asyncio.gather(*[self.batcher.submit((item, score_threshold, max_detections))
+                                         for item in items])
+        found = [detections for detections, _ in answers]
+        full = found[len(boxes)] if len(found) > len(boxes) else None
+        merged = await asyncio.to_thread(combine, boxes, found[:len(boxes)], slicing, asked, full)
+        return {"detections": merged, "batch_size": max(size for _, size in answers),
+                "version": str(self.predictor.version)}
 
     def run_batch(self, items: list[tuple[np.ndarray, float, int]]) -> list[list[dict]]:
         """Run the model once on a batch of images (in the batcher's thread), its post-processing at the lowest

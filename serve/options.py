@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.core.errors import UserError
+from detection.inference.slice_options import SliceOptions
 
 DEFAULT_PREDICTOR = "detection.inference.predictor:Predictor"
 ONNX_PREDICTOR = "detection.inference.onnx:OnnxPredictor"  # models given as .onnx files (detection.export)
@@ -87,6 +88,10 @@ class ServiceOptions:
     max_video_bytes: int = 32 * 1024 * 1024  # POST /v1/track: 413 above
     max_video_frames: int = 300  # POST /v1/track: 422 above
     max_video_pixels: int = 1280 * 720  # POST /v1/track: width*height of a frame, 422 above
+    slice: int = 0  # /v1/detect: cut images into SxS windows by default (0: whole); a request's ?slice= overrides
+    overlap: float = 0.2  # the default fraction of a window its neighbour shares (?overlap=)
+    slice_full: bool = False  # with slicing, also run the whole image by default (?slice_full=)
+    slice_merge: str = "nms"  # with slicing, merge boxes across windows by nms or nmm by default (?slice_merge=)
 
     @classmethod
     def from_dict(cls, args: dict) -> "ServiceOptions":
@@ -128,6 +133,11 @@ class ServiceOptions:
         if not 0 <= self.batch_wait_timeout_s <= 10:
             raise UserError(f"batch_wait_timeout_s must be within 0..10 s, got {self.batch_wait_timeout_s}")
         self.tracker_checkpoint()
+        self.slicing()
+
+    def slicing(self) -> SliceOptions:
+        """The default slicing of /v1/detect requests (size 0: whole images); UserError naming a bad value."""
+        return SliceOptions(size=self.slice, overlap=self.overlap, full=self.slice_full, merge=self.slice_merge).check()
 
     def predictor_for(self, path: str) -> str:
         """The loader of one model file: ONNX Runtime for an .onnx file, else the checkpoint predictor."""

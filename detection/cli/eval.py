@@ -1,7 +1,8 @@
-"""Evaluate a checkpoint with COCOeval: detpipe eval --checkpoint CKPT --annotations FILE --images DIR.
+"""Evaluate a checkpoint with COCOeval: detpipe eval --checkpoint CKPT --annotations FILE --images DIR [--slice S].
 
-Prints the COCO table and the per-class table; writes metrics, per-class AP and the confusion matrix (--out)
-and the pictures (--plots DIR: pr_curves.png, confusion_matrix.png, val_predictions.jpg).
+Prints the COCO table, AP per object size and the per-class table; writes metrics, per-class AP and the confusion
+matrix (--out) and the pictures (--plots DIR: pr_curves.png, confusion_matrix.png, val_predictions.jpg). With
+--slice, each original image runs as overlapping SxS windows (as `detpipe predict --slice` does).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 from pathlib import Path
 
 from datasets.core.errors import UserError, cli_main
+from detection.cli.slicing_args import add_slice_arguments, slice_options
 from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
 from detection.engine.confusion import SCORE_THRESHOLD
 
@@ -30,8 +32,9 @@ def parse_args(argv: list[str] | None, prog: str = "detpipe eval") -> argparse.N
                              f"(default {EVAL_SCORE_THRESHOLD}: COCO AP counts low-scoring detections too)")
     parser.add_argument("--max-detections", type=int, default=EVAL_MAX_DETECTIONS, metavar="N",
                         help=f"the model's detections per image while evaluating (default {EVAL_MAX_DETECTIONS})")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="images per model call (with --slice: windows)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_slice_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None, prog: str = "detpipe eval") -> int:
                         f"{args.score_threshold} and {args.max_detections}")
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
         raise UserError(f"--plots {args.plots}: not a folder")
+    slicing = slice_options(args, batch=args.batch_size)
     from datasets.core.atomic import write_json
     from detection.engine.checkpoint import load_model
     from detection.engine.report import PICTURES, evaluate_checkpoint
@@ -54,8 +58,9 @@ def main(argv: list[str] | None = None, prog: str = "detpipe eval") -> int:
     loaded = load_model(args.checkpoint, args.device, expect="detector")
     found = evaluate_checkpoint(loaded, args.annotations, args.images, batch_size=args.batch_size,
                                 score_threshold=args.score_threshold, max_detections=args.max_detections,
-                                plots=args.plots, confusion_score=args.confusion_score)
+                                plots=args.plots, confusion_score=args.confusion_score, slicing=slicing)
     print(found.table, end="")
+    print(found.sizes_line(), end="")
     print(found.per_class_table(), end="")
     if args.out:
         write_json(args.out, found.record(), indent=2)

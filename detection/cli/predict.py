@@ -1,8 +1,9 @@
 """Predict on an image, a folder of images or a video:
-detpipe predict --checkpoint CKPT --source IMAGE|DIR|VIDEO --out DIR [--score-threshold T].
+detpipe predict --checkpoint CKPT --source IMAGE|DIR|VIDEO --out DIR [--score-threshold T] [--slice S --overlap F].
 
 Writes DIR/predictions.json (COCO results with file_name; image_id from --annotations when given) and drawn copies;
-the work is detection.inference.files.predict_source.
+the work is detection.inference.files.predict_source. With --slice, each image (or video frame) runs as overlapping
+SxS windows whose boxes are merged (detection.inference.slicing).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from datasets.core.errors import UserError, cli_main
+from detection.cli.slicing_args import add_slice_arguments, slice_options
 from detection.config import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD
 
 
@@ -27,9 +29,10 @@ def parse_args(argv: list[str] | None, prog: str = "detpipe predict") -> argpars
                              f"model.postprocess.max_detections, {DEFAULT_MAX_DETECTIONS} unless its config set "
                              "another)")
     parser.add_argument("--annotations", help="COCO file whose image ids the results should carry")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="images per model call (with --slice: windows)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--no-draw", action="store_true", help="write predictions.json only")
+    add_slice_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -43,12 +46,14 @@ def main(argv: list[str] | None = None, prog: str = "detpipe predict") -> int:
         raise UserError(f"--score-threshold must be in 0..1, got {args.score_threshold}")
     if args.batch_size < 1 or (args.max_detections is not None and args.max_detections < 1):
         raise UserError("--batch-size and --max-detections must be at least 1")
+    slicing = slice_options(args, batch=args.batch_size)
     from datasets.core.atomic import write_json
     from detection.inference.files import PredictRun, predict_source
     from detection.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
-    run = PredictRun(Path(args.out), args.score_threshold, args.max_detections, args.batch_size, not args.no_draw)
+    run = PredictRun(Path(args.out), args.score_threshold, args.max_detections, args.batch_size, not args.no_draw,
+                     slicing)
     results = predict_source(predictor, source, run, args.annotations)
     write_json(Path(args.out) / "predictions.json", results)
     print(f"{len(results)} detections -> {Path(args.out) / 'predictions.json'}")

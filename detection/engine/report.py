@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from tqdm import tqdm
 
 from datasets.core.errors import UserError
-from datasets.core.images import read_bgr, write_image
+from datasets.core.images import read_bgr, read_rgb, write_image
 from datasets.view.plot import save_figure
 from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
 from detection.data.coco import CocoDetection, collate
@@ -20,9 +21,13 @@ from detection.engine.checkpoint import LoadedModel
 from detection.engine.confusion import IOU_THRESHOLD, SCORE_THRESHOLD, confusion_matrix, confusion_record
 from detection.engine.evaluator import metrics_of, predict_loader, run_cocoeval
 from detection.engine.per_class import per_class_ap, per_class_table, precision_at, rounded
+from detection.inference.predictor import Predictor
+from detection.inference.slice_options import SliceOptions
+from detection.inference.slicing import predict_sliced
 
 GALLERY_IMAGES = 6
 PICTURES = ("pr_curves.png", "confusion_matrix.png", "val_predictions.jpg")
+SIZES = ("small", "medium", "large")  # COCOeval's area ranges
 
 
 @dataclass
@@ -37,6 +42,15 @@ class Evaluation:
 
     def per_class_table(self) -> str:
         return per_class_table(self.per_class, self.metrics, self.images)
+
+    def sizes_line(self) -> str:
+        """AP per COCO size range in one line: small (area under 32x32 px), medium (to 96x96), large; '-' where
+        the split has no object of that size (COCOeval's -1)."""
+        parts = []
+        for size in SIZES:
+            value = self.metrics[f"bbox_mAP_{size}"]
+            parts.append(f"{size} {value:.3f}" if value >= 0 else f"{size} -")
+        return "AP by object size (small < 32x32 px <= medium < 96x96 px <= large): " + "  ".join(parts) + "\n"
 
     def record(self) -> dict:
         return {**{k: round(v, 5) for k, v in self.metrics.items()}, "per_class": rounded(self.per_class),
@@ -61,18 +75,36 @@ def evaluate_results(coco: COCO, results: list[dict], images_dir: str | Path | N
 def evaluate_checkpoint(loaded: LoadedModel, annotations: str, images: str, *, batch_size: int = 8,
                         score_threshold: float = EVAL_SCORE_THRESHOLD, max_detections: int = EVAL_MAX_DETECTIONS,
                         plots: str | Path | None = None, confusion_score: float = SCORE_THRESHOLD,
-                        progress: bool = True) -> Evaluation:
+                        progress: bool = True, slicing: SliceOptions | None = None) -> Evaluation:
     """A detector checkpoint (load_model(path, expect="detector")) on a COCO split, run at evaluation's own
-    post-processing values; with `plots`, the pictures go there. UserError when the split's categories differ."""
+    post-processing values; with `plots`, the pictures go there. UserError when the split's categories differ.
+    Whole images are letterboxed through a DataLoader; with `slicing`, each original image is read and cut into
+    windows through a Predictor instead (detection.inference.slicing), `slicing.batch` windows at a time."""
     cfg = loaded.config
     dataset = CocoDetection(annotations, images, build_transform(cfg.data.input_size, train=False))
     if [c["id"] for c in dataset.categories] != [c["id"] for c in loaded.categories]:
         raise UserError(f"{annotations}: categories {[c['name'] for c in dataset.categories]} differ from "
                         f"the checkpoint's {[c['name'] for c in loaded.categories]}")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-    results = predict_loader(loaded.model, loader, loaded.categories, loaded.device, progress=progress,
-                             score_threshold=score_threshold, max_detections=max_detections)
+    if slicing is not None and slicing.size:
+        results = predict_split_sliced(Predictor.from_loaded(loaded), dataset, slicing, score_threshold,
+                                       max_detections, progress)
+    else:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+        results = predict_loader(loaded.model, loader, loaded.categories, loaded.device, progress=progress,
+                                 score_threshold=score_threshold, max_detections=max_detections)
     return evaluate_results(dataset.coco, results, images, plots, confusion_score)
+
+
+def predict_split_sliced(predictor: Predictor, dataset: CocoDetection, slicing: SliceOptions, score_threshold: float,
+                         max_detections: int, progress: bool = True) -> list[dict]:
+    """COCO results with image_id of every image of the split, each read at its own size and sliced."""
+    results = []
+    for image_id in tqdm(dataset.ids, desc="eval (sliced)", leave=False, disable=None if progress else True):
+        image = read_rgb(dataset.images_dir / dataset.coco.imgs[image_id]["file_name"])
+        for det in predict_sliced(predictor, image, slicing, score_threshold, max_detections):
+            results.append({"image_id": image_id, "bbox": det["bbox"], "score": det["score"],
+                            "category_id": det["category_id"]})
+    return results
 
 
 def write_pictures(out: Path, coco: COCO, results: list[dict], evaluator: COCOeval | None, found: Evaluation,

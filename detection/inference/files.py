@@ -1,5 +1,6 @@
 """Prediction over files, the predict command's work: every image of a file or folder, or every frame of a video,
-through a Predictor; COCO results carrying file_name, and drawn copies (written only once every image succeeded)."""
+through a Predictor, whole or sliced; COCO results carrying file_name, and drawn copies (written only once every image
+succeeded)."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,8 @@ import numpy as np
 from datasets.core.errors import UserError
 from datasets.core.images import read_rgb, write_image
 from datasets.core.video import Mp4Writer, mp4_writer, open_video, video_fps, video_frames
+from detection.inference import slicing
+from detection.inference.slice_options import SliceOptions
 from detection.inference.sources import image_files, is_video
 from detection.viz.detections import draw_detections
 
@@ -24,14 +27,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PredictRun:
-    """Where and how: the output folder, the call's post-processing (None: the checkpoint's), the batch size, and
-    whether drawn copies are written (OUT/<relative name> for images, OUT/<stem>.mp4 for a video)."""
+    """Where and how: the output folder, the call's post-processing (None: the checkpoint's), the batch size,
+    whether drawn copies are written (OUT/<relative name> for images, OUT/<stem>.mp4 for a video), and the slicing
+    of every image and frame (None: whole)."""
 
     out: Path
     score_threshold: float | None = None
     max_detections: int | None = None
     batch_size: int = 8
     draw: bool = True
+    slicing: SliceOptions | None = None
+
+    def detect(self, predictor: Predictor, images: list[np.ndarray]) -> list[list[dict]]:
+        """Detections per RGB image, whole or sliced, at this run's post-processing."""
+        return slicing.predict_images(predictor, images, self.slicing, self.score_threshold, self.max_detections)
 
 
 def predict_source(predictor: Predictor, source: Path, run: PredictRun, annotations: str | None = None) -> list[dict]:
@@ -89,7 +98,7 @@ def predict_images(predictor: Predictor, files: list[Path], ids: list[int], sour
         for start in range(0, len(files), run.batch_size):
             chunk = files[start:start + run.batch_size]
             images = [read_rgb(f) for f in chunk]
-            answers = predictor.predict(images, run.score_threshold, run.max_detections)
+            answers = run.detect(predictor, images)
             for file, image_id, image, dets in zip(chunk, ids[start:], images, answers):
                 name = relative_name(file, source)
                 results += [{"image_id": image_id, "file_name": name, **d} for d in dets]
@@ -122,8 +131,7 @@ def video_results(predictor: Predictor, frames: Iterable[np.ndarray], video: Pat
     """Detections of every frame (BGR); frames with boxes drawn go to `drawn` when given."""
     results, frame_id = [], 0
     for frame_id, frame in enumerate(frames, 1):
-        dets = predictor.predict([cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)], run.score_threshold,
-                                 run.max_detections)[0]
+        dets = run.detect(predictor, [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)])[0]
         results += [{"image_id": frame_id, "file_name": f"{video.name}#{frame_id}", **d} for d in dets]
         if drawn is not None:
             drawn.write(draw_detections(frame, dets, enlarge=False))

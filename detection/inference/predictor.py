@@ -12,7 +12,7 @@ import torch
 
 from detection.config import PostprocessConfig
 from detection.data.transforms import build_transform, letterbox_scale
-from detection.engine.checkpoint import load_model
+from detection.engine.checkpoint import LoadedModel, load_model
 from detection.inference.detections import to_detections
 from detection.utils.device import resolve_device
 
@@ -34,11 +34,14 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Predictor":
         """Rebuild the model from the checkpoint alone; UserError on a bad or missing file."""
-        dev = resolve_device(device)
-        loaded = load_model(path, dev, expect="detector")
+        return cls.from_loaded(load_model(path, resolve_device(device), expect="detector"))
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> "Predictor":
+        """The Predictor of a detector checkpoint already loaded (load_model(path, expect="detector"))."""
         cfg, state = loaded.config, loaded.state
-        name = Path(cfg.output_dir).name or Path(path).stem
-        return cls(loaded.model, loaded.categories, cfg.data.input_size, dev, name=name,
+        name = Path(cfg.output_dir).name or Path(loaded.path).stem
+        return cls(loaded.model, loaded.categories, cfg.data.input_size, loaded.device, name=name,
                    version=f"epoch-{state.get('epoch', 0)}", metrics=state.get("metrics", {}))
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:

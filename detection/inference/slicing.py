@@ -10,10 +10,9 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms, box_area
 
-from datasets.core.errors import UserError
+from detection.inference.slice_options import SliceOptions
 
-MIN_SLICE = 32
-MERGES = ("nms", "nmm")
+Window = tuple[int, int, int, int]  # (x1, y1, x2, y2) of a window in the image's pixels
 
 
 class Predicts(Protocol):
@@ -21,35 +20,6 @@ class Predicts(Protocol):
 
     def predict(self, images: list[np.ndarray], score_threshold: float | None = None,
                 max_detections: int | None = None) -> list[list[dict]]: ...
-
-
-@dataclass
-class SliceOptions:
-    """size: the window side in pixels (0: no slicing, the whole image at once); overlap: the fraction of a window
-    its neighbour shares; full: add one whole-image pass (catches objects larger than a window); merge: "nms"
-    (class-wise NMS) or "nmm" (greedy merge of same-class boxes whose intersection over the smaller box is at least
-    merge_threshold: one box for an object a window border cut); batch: windows per model call."""
-
-    size: int = 0
-    overlap: float = 0.2
-    full: bool = False
-    merge: str = "nms"
-    merge_threshold: float = 0.5
-    batch: int = 8
-
-    def check(self) -> "SliceOptions":
-        """These options, or a UserError naming the parameter that is out of range."""
-        if self.size and self.size < MIN_SLICE:
-            raise UserError(f"slice must be 0 (off) or at least {MIN_SLICE} pixels, got {self.size}")
-        if not 0 <= self.overlap < 0.9:
-            raise UserError(f"overlap must be in [0, 0.9), got {self.overlap}")
-        if self.merge not in MERGES:
-            raise UserError(f"merge must be one of {', '.join(MERGES)}, got {self.merge!r}")
-        if not 0 < self.merge_threshold <= 1:
-            raise UserError(f"merge threshold must be in (0, 1], got {self.merge_threshold}")
-        if self.batch < 1:
-            raise UserError(f"slice batch must be at least 1, got {self.batch}")
-        return self
 
 
 @dataclass
@@ -71,7 +41,7 @@ def starts(length: int, size: int, overlap: float) -> list[int]:
     return out + [length - size]
 
 
-def windows(width: int, height: int, size: int, overlap: float) -> list[tuple[int, int, int, int]]:
+def windows(width: int, height: int, size: int, overlap: float) -> list[Window]:
     """(x1, y1, x2, y2) of every window, row by row; a side shorter than `size` is one window of that side."""
     return [(x, y, min(x + size, width), min(y + size, height))
             for y in starts(height, size, overlap) for x in starts(width, size, overlap)]
@@ -139,30 +109,53 @@ def merge(detections: list[dict], options: SliceOptions, max_detections: int | N
     return out[:max_detections]
 
 
+def cut(image: np.ndarray, options: SliceOptions) -> tuple[list[Window], list[np.ndarray]]:
+    """The windows of one RGB image [H, W, 3] and their crops (views, no copy), row by row."""
+    height, width = image.shape[:2]
+    boxes = windows(width, height, options.size, options.overlap)
+    return boxes, [image[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
+
+
+def wants_full(boxes: list[Window], options: SliceOptions) -> bool:
+    """Whether the whole image runs too: asked for (options.full) and more than one window."""
+    return options.full and len(boxes) > 1
+
+
+def combine(boxes: list[Window], answers: list[list[dict]], options: SliceOptions, max_detections: int | None,
+            full: list[dict] | None = None) -> list[dict]:
+    """One image's detections from its windows' answers (window pixels, one list per window of `boxes`) and the
+    whole image's (`full`, or None): moved into image pixels and merged, at most `max_detections`. The answers may
+    come from anywhere (a predictor here, the service's batch queue), so long as each is one window's."""
+    found = [d for (x1, y1, _, _), answer in zip(boxes, answers) for d in shifted(answer, x1, y1)]
+    found += full or []
+    if len(boxes) == 1 and full is None:
+        return found[:max_detections]
+    return merge(found, options, max_detections)
+
+
 def predict_sliced(predictor: Predicts, image: np.ndarray, options: SliceOptions,
                    score_threshold: float | None = None, max_detections: int | None = None,
                    times: SliceTimes | None = None) -> list[dict]:
     """Detections on one RGB image [H, W, 3] from its windows (and the whole image with options.full), in the
-    image's COCO [x, y, w, h] pixels. `times`, when given, receives the seconds spent in each part."""
+    image's COCO [x, y, w, h] pixels. score_threshold and max_detections are the model's post-processing of each
+    window (None: the checkpoint's); max_detections also cuts the merged answer, which None leaves whole (a large
+    image may hold more objects than the checkpoint's max). `times`, when given, receives the seconds per part."""
     times = times if times is not None else SliceTimes()
     start = time.perf_counter()
-    height, width = image.shape[:2]
-    boxes = windows(width, height, options.size, options.overlap)
-    crops = [image[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
-    found: list[dict] = []
+    boxes, crops = cut(image, options)
     times.cut += time.perf_counter() - start
+    answers: list[list[dict]] = []
+    full = None
     for first in range(0, len(crops), options.batch):
         start = time.perf_counter()
-        answers = predictor.predict(crops[first:first + options.batch], score_threshold, max_detections)
+        answers += predictor.predict(crops[first:first + options.batch], score_threshold, max_detections)
         times.model += time.perf_counter() - start
-        for (x1, y1, _, _), answer in zip(boxes[first:first + options.batch], answers):
-            found += shifted(answer, x1, y1)
-    if options.full and len(boxes) > 1:
+    if wants_full(boxes, options):
         start = time.perf_counter()
-        found += predictor.predict([image], score_threshold, max_detections)[0]
+        full = predictor.predict([image], score_threshold, max_detections)[0]
         times.model += time.perf_counter() - start
     start = time.perf_counter()
-    result = merge(found, options, max_detections) if len(boxes) > 1 else found[:max_detections]
+    result = combine(boxes, answers, options, max_detections, full)
     times.merge += time.perf_counter() - start
     times.windows += len(boxes)
     return result

@@ -1,6 +1,6 @@
 """The detection service over real HTTP on loopback: one Ray Serve instance for the whole module.
 
-Two models side by side, an API-key app beside them, bad input, batching, and a replica that dies.
+Two models side by side, an API-key app beside them, bad input, batching, sliced requests, and a replica that dies.
 """
 import json
 import os
@@ -137,6 +137,49 @@ def test_a_request_asks_the_model_for_more_than_the_checkpoints_postprocessing(s
     more = post(service, image_bytes, score_threshold=0.001, max_detections=1000).json()["detections"]
     assert len(more) > 50 and all(d["score"] >= 0.001 for d in more)
     assert_same_detections(more[:len(default)], default)
+
+
+def test_sliced_answer_matches_detection_predict_slice(service, tiny_checkpoint, shapes_dir, tmp_path):
+    """A 256 px mosaic of four shapes images, cut into 128 px windows (plus the whole image) over HTTP and by
+    `detpipe predict --slice` with the same settings: the same boxes, one image or in a batch, from a model
+    deployment or a model colocated in the ingress."""
+    from detection.cli.predict import main as predict_main
+
+    tiles = [cv2.imread(str(path)) for path in sorted((shapes_dir / "images").iterdir())[:4]]
+    picture = tmp_path / "mosaic.png"
+    cv2.imwrite(str(picture), np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)], 0))
+    settings = {"slice": 128, "overlap": 0.25, "slice_full": True, "slice_merge": "nmm", "score_threshold": 0.05}
+    assert predict_main(["--checkpoint", str(tiny_checkpoint), "--source", str(picture), "--out", str(tmp_path / "p"),
+                         "--slice", "128", "--overlap", "0.25", "--slice-full", "--slice-merge", "nmm",
+                         "--score-threshold", "0.05", "--no-draw", "--device", "cpu"]) == 0
+    expected = [{k: r[k] for k in ("bbox", "score", "category_id")}
+                for r in json.loads((tmp_path / "p" / "predictions.json").read_text())]
+    client = DetectClient(service)
+    answer = client.detect(picture, **settings)
+    assert expected and (answer["width"], answer["height"]) == (256, 256) and answer["batch_size"] > 1
+    assert_same_detections(answer["detections"], expected)
+    batch = client.detect_batch([picture, picture], **settings)["results"]
+    colocated = DetectClient(service + "/secure", api_key=KEY).detect(picture, **settings)  # the model in the ingress
+    for result in [*batch, colocated]:
+        assert_same_detections(result["detections"], expected)
+    whole = client.detect(picture, score_threshold=0.05, slice=0)["detections"]
+    assert [d["bbox"] for d in whole] != [d["bbox"] for d in answer["detections"]]
+
+
+def test_bad_slice_parameters_get_422_naming_them_and_size_limits_still_hold(service, image_bytes):
+    for params, name in (({"slice": 16}, "slice"), ({"slice": 64, "overlap": 0.9}, "overlap"),
+                         ({"slice": 64, "overlap": -0.1}, "overlap"), ({"slice": 64, "slice_merge": "wbf"},
+                                                                          "slice_merge"),
+                         ({"slice": "big"}, "slice")):
+        for path in ("/v1/detect", "/v1/detect/batch"):
+            response = requests.post(f"{service}{path}", params=params, timeout=60,
+                                     files={"images" if "batch" in path else "image": ("a.png", image_bytes)})
+            assert response.status_code == 422, (params, path, response.text)
+            assert response.json()["error"] == "invalid_parameter" and name in response.json()["detail"], params
+    bomb = post(service, png_bomb(20000), slice=512)
+    assert bomb.status_code == 413 and "slicing does not lift" in bomb.json()["detail"]
+    body = post(service, image_bytes + bytes(MAX_IMAGE_BYTES), slice=512)
+    assert body.status_code == 413 and "max_image_bytes" in body.json()["detail"]
 
 
 def drawn_request(url: str, data: bytes, how: str) -> requests.Response:

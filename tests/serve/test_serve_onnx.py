@@ -97,6 +97,22 @@ def test_onnx_batch_of_other_sizes(service, shapes_image):
         assert_same_detections(g["detections"], w["detections"])
 
 
+def test_onnx_sliced_answers_as_the_pytorch_model_sliced(service, shapes_dir):
+    """Sliced inference through either backend (OnnxPredictor has Predictor's predict): a 256 px mosaic, 128 px
+    windows plus the whole image, the same merged boxes within tolerance."""
+    import numpy as np
+
+    tiles = [cv2.imread(str(path)) for path in sorted((shapes_dir / "images").iterdir())[:4]]
+    mosaic = np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)], 0)
+    png = cv2.imencode(".png", mosaic)[1].tobytes()
+    settings = {"slice": 128, "overlap": 0.25, "slice_full": True, "score_threshold": 0.05}
+    client = DetectClient(service)
+    want = client.detect(png, model="torch", **settings)["detections"]
+    got = client.detect(png, model="onnx", **settings)["detections"]
+    assert want and want != client.detect(png, model="torch", score_threshold=0.05)["detections"]
+    assert_same_detections(got, want)
+
+
 def test_onnx_option_needs_an_onnx_file(tiny_checkpoint):
     with pytest.raises(UserError, match="expected an .onnx file written by detection.export"):
         options_from_args(parse_args(["--onnx", str(tiny_checkpoint)]))
