@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from detection.inference.detections import coco_bbox
 from detection.tracking.base import SingleObjectTracker, Track
-from detection.tracking.boxes import xyxy_to_xywh
 from detection.tracking.bytetrack import ByteTrackOptions
 from detection.tracking.multi import detection_arrays, track_frames
 from detection.tracking.single import follow_box
-
-
-def _xywh(box_xyxy: np.ndarray) -> list[float]:
-    return [round(float(v), 2) for v in xyxy_to_xywh(box_xyxy)[0]]
 
 
 def single_object_tracks(frames: list[np.ndarray], tracker: SingleObjectTracker, init_xywh: tuple) -> list[dict]:
@@ -24,7 +20,7 @@ def single_object_tracks(frames: list[np.ndarray], tracker: SingleObjectTracker,
         if frame.score is None:
             found = {"id": 1, "bbox": [round(float(v), 2) for v in init], "score": None}
         else:
-            found = {"id": 1, "bbox": _xywh(frame.box), "score": round(frame.score, 4)}
+            found = {"id": 1, "bbox": coco_bbox(frame.box), "score": round(frame.score, 4)}
         answer.append({"frame": frame.index, "objects": [found]})
     return answer
 
@@ -42,5 +38,5 @@ def multi_object_tracks(frames: list[np.ndarray], detections: list[list[dict]], 
 def track_object(track: Track, names: dict[int, str]) -> dict:
     """One tracked object of the answer: id, COCO box, the last detection's score and category."""
     category_id = int(track.category_id)
-    return {"id": int(track.track_id), "bbox": _xywh(track.box), "score": round(float(track.score), 4),
+    return {"id": int(track.track_id), "bbox": coco_bbox(track.box), "score": round(float(track.score), 4),
             "category_id": category_id, "category": names.get(category_id)}

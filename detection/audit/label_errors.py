@@ -26,8 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
+
+from detection.inference.detections import coco_bbox
+from detection.tracking.boxes import iou_matrix
 
 
 @dataclass
@@ -58,24 +59,7 @@ class ImageData:
     gt_found: np.ndarray = field(init=False)  # [G] matched by a confident detection
 
     def __post_init__(self) -> None:
-        self.iou = pairwise_iou(self.det_boxes, self.gt_boxes)
-
-
-def xywh_to_xyxy(boxes) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
-    boxes[:, 2:] += boxes[:, :2]
-    return boxes
-
-
-def xyxy_to_xywh(box) -> list[float]:
-    return [round(float(box[0]), 2), round(float(box[1]), 2), round(float(box[2] - box[0]), 2),
-            round(float(box[3] - box[1]), 2)]
-
-
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    return box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
+        self.iou = iou_matrix(self.det_boxes, self.gt_boxes)
 
 
 def inside_crowd(box: np.ndarray, crowd: np.ndarray) -> bool:
@@ -135,10 +119,10 @@ def issue(image: ImageData, kind: str, score: float, names: dict, g: int | None 
     record: dict = {"file_name": image.file_name, "kind": kind, "bbox": None, "category": None,
                     "score": round(float(score), 4), "image_id": image.image_id}
     if g is not None:
-        record.update(bbox=xyxy_to_xywh(image.gt_boxes[g]), category=names[int(image.gt_cats[g])],
+        record.update(bbox=coco_bbox(image.gt_boxes[g]), category=names[int(image.gt_cats[g])],
                       annotation_id=image.gt_ids[g])
     if d is not None:
-        model = {"model_bbox": xyxy_to_xywh(image.det_boxes[d]), "model_category": names[int(image.det_cats[d])],
+        model = {"model_bbox": coco_bbox(image.det_boxes[d]), "model_category": names[int(image.det_cats[d])],
                  "model_score": round(float(image.det_scores[d]), 4)}
         if g is None:
             record.update(bbox=model["model_bbox"], category=model["model_category"])

@@ -14,7 +14,8 @@ from datasets.core.coco import check_not_input, index_coco, load_coco, require_d
 from datasets.core.errors import UserError
 from datasets.core.images import read_rgb
 from detection.audit.gallery import write_each, write_gallery
-from detection.audit.label_errors import ImageData, IssueOptions, find_issues, xywh_to_xyxy
+from detection.audit.label_errors import ImageData, IssueOptions, find_issues
+from detection.tracking.boxes import xywh_to_xyxy
 
 GALLERY_SIZE = 24  # issues drawn in issues.png (the top of the list)
 KINDS = ("missing", "wrong_class", "bad_box", "spurious")

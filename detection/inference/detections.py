@@ -4,7 +4,15 @@ Used by the evaluator, the predictor and the server, so all three answer the sam
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
+
+
+def coco_bbox(box: Sequence[float]) -> list[float]:
+    """One absolute [x1, y1, x2, y2] box -> COCO [x, y, w, h], rounded to 2 decimals: every answer's box."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)]
 
 
 def to_detections(output: dict, scale: float, orig_size: tuple[int, int], categories: list[dict],
@@ -32,7 +40,7 @@ def to_detections(output: dict, scale: float, orig_size: tuple[int, int], catego
     for box, score, label in zip(boxes.tolist(), scores[order].tolist(), labels):
         category = categories[label - 1]
         detections.append({
-            "bbox": [round(box[0], 2), round(box[1], 2), round(box[2] - box[0], 2), round(box[3] - box[1], 2)],
+            "bbox": coco_bbox(box),
             "score": round(score, 5),
             "category_id": category["id"],
             "category": category["name"],

@@ -8,8 +8,9 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from torchvision.ops import batched_nms, box_area
+from torchvision.ops import batched_nms, box_area, box_convert
 
+from detection.inference.detections import coco_bbox
 from detection.inference.slice_options import SliceOptions
 
 Window = tuple[int, int, int, int]  # (x1, y1, x2, y2) of a window in the image's pixels
@@ -56,8 +57,7 @@ def as_tensors(detections: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torc
     """COCO detections -> boxes [N, 4] xyxy, scores [N], category ids [N]."""
     if not detections:
         return torch.zeros((0, 4)), torch.zeros(0), torch.zeros(0, dtype=torch.int64)
-    xywh = torch.tensor([d["bbox"] for d in detections], dtype=torch.float32)
-    boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
+    boxes = box_convert(torch.tensor([d["bbox"] for d in detections], dtype=torch.float32), "xywh", "xyxy")
     scores = torch.tensor([d["score"] for d in detections], dtype=torch.float32)
     return boxes, scores, torch.tensor([d["category_id"] for d in detections], dtype=torch.int64)
 
@@ -101,10 +101,7 @@ def merge(detections: list[dict], options: SliceOptions, max_detections: int | N
         out_boxes = boxes[keep]
     else:
         out_boxes, keep = greedy_nmm(boxes, scores, labels, options.merge_threshold)
-    out = []
-    for box, index in zip(out_boxes.tolist(), keep):
-        bbox = [round(box[0], 2), round(box[1], 2), round(box[2] - box[0], 2), round(box[3] - box[1], 2)]
-        out.append({**detections[index], "bbox": bbox})
+    out = [{**detections[index], "bbox": coco_bbox(box)} for box, index in zip(out_boxes.tolist(), keep)]
     out.sort(key=lambda d: -d["score"])
     return out[:max_detections]
 

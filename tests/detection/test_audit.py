@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from datasets.synthetic.shapes import make_shapes
-from detection.audit.__main__ import main
-from detection.audit.label_errors import ImageData, IssueOptions, find_issues, xywh_to_xyxy
+from detection.audit.label_errors import ImageData, IssueOptions, find_issues
+from detection.cli.audit import main
 from detection.config import load_config
 from detection.tasks import build_trainer
+from detection.tracking.boxes import xywh_to_xyxy
 from tiny_run import ROOT
 
 NAMES = {1: "circle", 2: "square", 3: "triangle"}
