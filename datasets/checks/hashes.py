@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.core.errors import UserError
-from datasets.core.images import image_size
+from datasets.core.images import image_size, read_bgr
 
 HASH_SIDE = 32  # the grey thumbnail the DCT runs on
 BITS_SIDE = 8  # its BITS_SIDE x BITS_SIDE lowest frequencies make the 64-bit hash
@@ -61,23 +61,13 @@ def image_signature(image: np.ndarray) -> tuple[np.uint64, np.uint64, np.ndarray
 def read_for_hash(path: str | os.PathLike) -> np.ndarray:
     """An image as BGR uint8, decoded at 1/2, 1/4 or 1/8 of its size when that still leaves 256 px or more
     (JPEG decodes much faster so; the hash sees a 32 px thumbnail anyway). UserError if missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: image file not found")
-    flag = cv2.IMREAD_COLOR
+    reduce = 1
     try:
         shorter = min(image_size(path))
-        for factor, reduced in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                                (2, cv2.IMREAD_REDUCED_COLOR_2)):
-            if shorter // factor >= 256:
-                flag = reduced
-                break
+        reduce = next((factor for factor in (8, 4, 2) if shorter // factor >= 256), 1)
     except UserError:
-        pass  # the decode below names the problem
-    image = cv2.imdecode(np.fromfile(str(path), np.uint8), flag)
-    if image is None:
-        raise UserError(f"{path}: not a readable image")
-    return image
+        pass  # read_bgr names the problem
+    return read_bgr(path, reduce=reduce)
 
 
 def _one(path: Path) -> tuple[np.uint64, np.uint64, np.ndarray] | str:
