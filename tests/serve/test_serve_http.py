@@ -320,11 +320,14 @@ def test_api_key_switch(service, image_bytes):
 
 
 def test_overload_gets_503_with_retry_after_quickly_then_recovers(service, image_bytes):
+    """Each request runs as 25 windows (slice=32), so that being served, or waiting for a turn, takes clearly
+    longer than the HTTP round trip of a refusal, however loaded the machine is (the tiny model alone answers in
+    about the time a refusal takes on a busy CI machine)."""
     tight = service + "/tight"
 
     def timed(_: int) -> tuple[float, requests.Response]:
         start = time.perf_counter()
-        response = post(tight, image_bytes)
+        response = post(tight, image_bytes, slice=32)
         return time.perf_counter() - start, response
 
     with ThreadPoolExecutor(32) as pool:
@@ -335,7 +338,7 @@ def test_overload_gets_503_with_retry_after_quickly_then_recovers(service, image
         assert response.headers["Retry-After"] == "1"
         assert response.json()["error"] == "overloaded" and "max_queued_requests" in response.json()["detail"]
     served_p50 = np.median([t for t, r in answers if r.status_code == 200])
-    assert np.median([t for t, _ in refused]) < min(1.0, served_p50), "a refusal should not wait its turn"
+    assert np.median([t for t, _ in refused]) < served_p50 / 2, "a refusal should not wait its turn"
     assert post(tight, image_bytes).status_code == 200  # the flood is over: served again
 
 
