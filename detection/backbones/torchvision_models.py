@@ -1,7 +1,7 @@
 """Registry entries wrapping torchvision.models classification networks as multi-scale backbones.
 
-Each entry cuts the network into stages c2..c5 (strides 4..32), declares torchvision's ImageNet input
-normalisation (what its pretrained weights expect) and never downloads weights.
+Each entry cuts the network into stages whose maps are c2..c5 (strides 4..32), declares torchvision's ImageNet
+input normalisation (what its pretrained weights expect) and never downloads weights.
 """
 from __future__ import annotations
 
@@ -88,7 +88,6 @@ for _name in ("resnet18", "resnet34", "resnet50", "resnet101"):
 
 # Stage cuts of `features` for the Sequential-based families, as [start, stop) indices.
 SEQUENTIAL_CUTS: dict[str, dict[str, tuple[int, int]]] = {
-    "vgg16": {"c2": (0, 10), "c3": (10, 17), "c4": (17, 24), "c5": (24, 31)},
     "mobilenet_v2": {"c2": (0, 4), "c3": (4, 7), "c4": (7, 14), "c5": (14, 19)},
     "mobilenet_v3_small": {"c2": (0, 2), "c3": (2, 4), "c4": (4, 9), "c5": (9, 13)},
     "mobilenet_v3_large": {"c2": (0, 4), "c3": (4, 7), "c4": (7, 13), "c5": (13, 17)},
@@ -110,6 +109,38 @@ def _register_sequential(name: str, cuts: dict[str, tuple[int, int]]) -> None:
 
 for _name, _cuts in SEQUENTIAL_CUTS.items():
     _register_sequential(_name, _cuts)
+
+
+# VGG-16: each map ends at the last ReLU of its stride, where torchvision's SSD300 and the Fast R-CNN paper read it
+# (c2 conv3_3, receptive field 40; c3 conv4_3, 92; c4 conv5_3, 196; c5 pool5, 212), and the pooling layer that
+# halves the resolution starts the next stage. c0 (conv1) and c1 (conv2) are stages without a map, so that
+# trainable_layers can freeze what torchvision's detectors freeze: its trainable_backbone_layers k is our k + 1
+# (our c5, pool5, has no weights).
+VGG16_CUTS = {"c0": (0, 4), "c1": (4, 9), "c2": (9, 16), "c3": (16, 23), "c4": (23, 30), "c5": (30, 31)}
+VGG16_MAPS = ("c2", "c3", "c4", "c5")
+# Before checkpoint format 4 the `vgg16` entry cut after the pooling layers (c2..c5 = pool2..pool5, c3's receptive
+# field 44); `vgg16_pooled` keeps that cut, so older checkpoints load as they were trained (detection.engine.migrate).
+VGG16_POOLED_CUTS = {"c2": (0, 10), "c3": (10, 17), "c4": (17, 24), "c5": (24, 31)}
+SPLITS["vgg16"] = (lambda: torchvision.models.vgg16(weights=None),
+                   lambda net: _from_sequential(net.features, VGG16_CUTS))
+SPLITS["vgg16_pooled"] = (lambda: torchvision.models.vgg16(weights=None),
+                          lambda net: _from_sequential(net.features, VGG16_POOLED_CUTS))
+
+
+@BACKBONES.register("vgg16")
+def vgg16(pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
+    """VGG-16 with maps c2..c5 at strides 4..32 ending at conv3_3, conv4_3, conv5_3 and pool5; takes vgg16's
+    ImageNet weights. Stages c0..c5: trainable_layers=5 freezes conv1 only (torchvision's SSD300 default)."""
+    make, split = SPLITS["vgg16"]
+    return _build(make, split, pretrained, trainable_layers, maps=VGG16_MAPS)
+
+
+@BACKBONES.register("vgg16_pooled")
+def vgg16_pooled(pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
+    """VGG-16 cut after its pooling layers (maps c2..c5 = pool2..pool5), the `vgg16` entry of checkpoints before
+    format 4; takes vgg16's ImageNet weights."""
+    make, split = SPLITS["vgg16_pooled"]
+    return _build(make, split, pretrained, trainable_layers)
 
 
 # torchvision's Faster R-CNN MobileNetV3-Large FPN reads the outputs of block 13 (the first of the stride-32 stage,

@@ -19,8 +19,9 @@ from detection.utils.device import resolve_device
 from detection.utils.io import read_torch_file
 
 FORMAT = "detpipe-checkpoint"
-FORMAT_VERSION = 3  # 2: the detector contract (model.neck, model.postprocess); 3: train.warmup_epochs. Older
-# ones are upgraded on load (detection.engine.migrate)
+FORMAT_VERSION = 4  # 2: the detector contract (model.neck, model.postprocess); 3: train.warmup_epochs; 4: the
+# vgg16 backbone's maps end at conv3_3..conv5_3 (older vgg16 checkpoints become vgg16_pooled). Older ones are
+# upgraded on load (detection.engine.migrate)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

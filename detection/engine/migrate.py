@@ -40,7 +40,21 @@ def v2_to_v3(state: dict) -> dict:
     return state
 
 
-STEPS: dict[int, Callable[[dict], dict]] = {1: v1_to_v2, 2: v2_to_v3}
+def v3_to_v4(state: dict) -> dict:
+    """Format 3 -> 4: the `vgg16` backbone's maps end at conv3_3, conv4_3, conv5_3 (and pool5) since format 4; before,
+    they were the outputs of pool2..pool5. A checkpoint of the old cut names `vgg16_pooled`, that cut under another
+    name, so it rebuilds the model it was trained as (the same weight names, the same maps)."""
+    model = state.get("config", {}).get("model", {})
+    if model.get("backbone") != "vgg16":
+        return state
+    state = copy.copy(state)
+    config = copy.deepcopy(state["config"])
+    config["model"]["backbone"] = "vgg16_pooled"
+    state["config"] = config
+    return state
+
+
+STEPS: dict[int, Callable[[dict], dict]] = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}
 
 
 def upgrade(state: dict, to: int) -> dict:

@@ -1,13 +1,11 @@
 """The largest anchor (or default box) side on each map a detector's head reads, from its family's options.
 
-faster_rcnn: anchor_sizes and aspect_ratios; ssd: min_scale, max_scale, aspect_ratios; yolo: anchors.
+faster_rcnn: anchor_sizes and aspect_ratios; ssd: its options' box_sizes; yolo: anchors.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Callable
-
-from detection.models.anchors import ssd_box_sizes
 
 
 def faster_rcnn_sides(options: Any, maps: list[str], input_size: int) -> dict[str, float]:
@@ -21,7 +19,8 @@ def faster_rcnn_sides(options: Any, maps: list[str], input_size: int) -> dict[st
 
 
 def ssd_sides(options: Any, maps: list[str], input_size: int) -> dict[str, float]:
-    sizes = ssd_box_sizes(len(maps), input_size, options.min_scale, options.max_scale, options.aspect_ratios)
+    """SSDOptions.box_sizes: scales, ratios per level, torchvision's clip and fixed_size included."""
+    sizes = options.box_sizes(len(maps), input_size)
     return {name: max(max(w, h) for w, h in level) for name, level in zip(maps, sizes)}
 
 

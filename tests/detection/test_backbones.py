@@ -129,21 +129,31 @@ def test_unknown_neck_is_user_error_with_suggestion():
         build_neck("fpm", build_backbone("tiny"), [], 32)
 
 
+# necks made for other maps or inputs: (maps, height, width). ssd300_vgg reads a stride-8 and a stride-16 map, and
+# its last two levels are convolutions without padding whose strides hold at SSD300's 300 px.
+NECK_CASES = {"ssd300_vgg": (["c3", "c4"], 300, 300)}
+
+
 @pytest.mark.parametrize("neck", list_necks())
 def test_every_neck_forward_backward_and_declared_shapes(neck):
     """Every NECKS entry over two maps of the tiny backbone: names, channels and strides as declared."""
     torch.manual_seed(0)
-    body = build_neck(neck, build_backbone("tiny"), ["c4", "c5"], 24)
+    features, height, width = NECK_CASES.get(neck, (["c4", "c5"], 96, 64))
+    body = build_neck(neck, build_backbone("tiny"), features, 24)
     assert isinstance(body, Backbone)
     shapes = body.output_shape()
-    maps = body(torch.rand(2, 3, 96, 64))
+    maps = body(torch.rand(2, 3, height, width))
     assert list(maps) == list(shapes)
     for key, fmap in maps.items():
         assert fmap.shape[:2] == (2, shapes[key].channels), key
-        assert fmap.shape[-2:] == (math.ceil(96 / shapes[key].stride), math.ceil(64 / shapes[key].stride)), key
+        assert fmap.shape[-2:] == (math.ceil(height / shapes[key].stride),
+                                   math.ceil(width / shapes[key].stride)), key
         assert torch.isfinite(fmap).all()
     sum(m.float().pow(2).mean() for m in maps.values()).backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in body.parameters() if p.requires_grad)
+    stages = ["c2", "c3", "c4", "c5"]
+    unread = tuple(f"body.stages.{s}." for s in stages[stages.index(features[-1]) + 1:])  # after the last map read
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for n, p in body.named_parameters()
+               if p.requires_grad and not n.startswith(unread))
 
 
 # ---- pretrained weights from a local file -------------------------------------------------------
@@ -226,3 +236,27 @@ def test_checkpoint_needs_not_the_starting_weights_file(tmp_path):
     weights.unlink()
     loaded = load_model(tmp_path / "model.pt").model
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+# ---- VGG-16's cut -------------------------------------------------------------------------------
+
+def test_vgg16_maps_end_at_the_last_layer_of_their_stride(tmp_path):
+    """conv3_3, conv4_3, conv5_3, pool5 (receptive fields 40, 92, 196, 212): SSD300 reads conv4_3 at stride 8.
+    vgg16_pooled keeps the cut of older checkpoints (pool2..pool5: c3's receptive field 44)."""
+    import torchvision
+
+    from detection.inspect.layers import inspect_model
+
+    expected = {"vgg16": {"c2": (4, 256, 40), "c3": (8, 512, 92), "c4": (16, 512, 196), "c5": (32, 512, 212)},
+                "vgg16_pooled": {"c2": (4, 128, 16), "c3": (8, 256, 44), "c4": (16, 512, 100), "c5": (32, 512, 212)}}
+    for name, maps in expected.items():
+        found = inspect_model(build_backbone(name), (3, 64, 64)).feature_maps
+        assert {m.name: (m.stride, m.channels, m.receptive_field) for m in found} == maps, name
+    net = torchvision.models.vgg16(weights=None)
+    torch.save({f"features.{k}": v for k, v in net.features.state_dict().items()}, tmp_path / "vgg16.pth")
+    backbone = build_backbone("vgg16", pretrained=str(tmp_path / "vgg16.pth"), trainable_layers=5)
+    conv4_3, conv5_3 = backbone.stages["c3"][-2], backbone.stages["c4"][-2]
+    assert torch.equal(conv4_3.weight, net.features[21].weight) and torch.equal(conv5_3.weight, net.features[28].weight)
+    assert isinstance(backbone.stages["c3"][0], torch.nn.MaxPool2d)  # pool3 starts the stride-8 stage
+    frozen = {name for name, p in backbone.named_parameters() if not p.requires_grad}
+    assert frozen == {"stages.c0.0.weight", "stages.c0.0.bias", "stages.c0.2.weight", "stages.c0.2.bias"}  # conv1

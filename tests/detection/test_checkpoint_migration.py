@@ -30,7 +30,7 @@ def test_fixture_is_format_1():
 
 def test_upgrade_moves_the_keys_that_moved():
     state = load_checkpoint(FIXTURE / "best.pt")
-    assert state["format_version"] == FORMAT_VERSION == 3
+    assert state["format_version"] == FORMAT_VERSION == 4
     model = state["config"]["model"]
     assert model["neck"] == "fpn" and model["neck_channels"] == 16 and "fpn" not in model
     assert model["postprocess"] == {"score_threshold": 0.05, "nms_iou": 0.5, "max_detections": 50}
@@ -53,6 +53,32 @@ def test_upgrade_drops_warmup_iters_for_warmup_epochs():
     assert new["config"]["train"] == {"lr": 0.01} and new["format_version"] == 3
     assert old["config"]["train"]["warmup_iters"] == 200
     assert config_from_dict(new["config"]).train.warmup_epochs == 1.0
+
+
+def test_format_3_vgg16_checkpoint_loads_its_old_cut_and_answers_the_same(tmp_path):
+    """Before format 4 the vgg16 maps were pool2..pool5: such a checkpoint rebuilds on vgg16_pooled, that cut, with
+    the weights it was saved with; other backbones pass through."""
+    from detection.engine.checkpoint import FORMAT, load_model
+    from detection.models import build_detector
+
+    cfg = config_from_dict({"data": {"input_size": 64}, "model": {
+        "name": "ssd", "backbone": "vgg16_pooled", "features": ["c4", "c5"], "neck_channels": 32,
+        "postprocess": {"score_threshold": 0.0, "max_detections": 20}}})
+    torch.manual_seed(0)
+    model = build_detector(cfg.model, num_classes=2, input_size=64).eval()
+    config = cfg.to_dict()
+    config["model"]["backbone"] = "vgg16"  # what format 3 wrote for this model
+    torch.save({"format": FORMAT, "format_version": 3, "config": config, "model": model.state_dict(),
+                "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.config.model.backbone == "vgg16_pooled" and loaded.state["format_version"] == 4
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        for a, b in zip(model(images), loaded.model(images)):
+            assert len(a["boxes"]) == 20 and torch.equal(a["boxes"], b["boxes"])
+            assert torch.equal(a["scores"], b["scores"]) and torch.equal(a["labels"], b["labels"])
+    other = {"format_version": 3, "config": {"model": {"name": "ssd", "backbone": "resnet18"}}}
+    assert upgrade(other, 4) == {**other, "format_version": 4}
 
 
 def test_format_1_checkpoint_gives_the_same_detections():

@@ -28,11 +28,19 @@ TINY_SIAMFC = Path(__file__).resolve().parents[2] / "configs" / "siamfc_tiny.yam
 DENSE = {"ssd": True, "yolo": True, "faster_rcnn": False, "fast_rcnn": False, "rcnn": False}  # any batch
 
 
-def tiny_model(family: str, threshold: float = 0.02, steps: int = 4, **postprocess) -> torch.nn.Module:
-    """The family on the tiny backbone at 64 px, after a few SGD steps on synthetic shapes (distinct scores)."""
+# torchvision's SSD on the tiny backbone: SSD300's neck, default boxes, 300 x 300 stretch, candidates per class
+TORCHVISION_SSD = {"neck": "ssd300_vgg", "features": ["c3", "c4"], "ssd": {
+    "default_boxes": "torchvision", "fixed_size": 300, "top_k_per_class": True, "pre_nms_top_k": 20,
+    "level_aspect_ratios": [[2.0], [2.0, 3.0], [2.0, 3.0], [2.0, 3.0], [2.0], [2.0]]}}
+
+
+def tiny_model(family: str, threshold: float = 0.02, steps: int = 4, model: dict | None = None,
+               **postprocess) -> torch.nn.Module:
+    """The family on the tiny backbone at 64 px, after a few SGD steps on synthetic shapes (distinct scores);
+    `model`: other model keys."""
     torch.manual_seed(0)
     cfg = config_from_dict({"data": {"input_size": SIZE}, "model": {
-        "name": family, "backbone": "tiny", "neck_channels": 32,
+        "name": family, "backbone": "tiny", "neck_channels": 32, **(model or {}),
         "postprocess": {"score_threshold": threshold, "max_detections": 30, **postprocess}}})
     model = build_detector(cfg.model, num_classes=len(CATEGORIES), input_size=SIZE)
     images = sample_images(4, SIZE, seed=1)
@@ -138,6 +146,17 @@ def test_class_agnostic_nms_and_few_detections(family, tmp_path):
     export_detector(model, family, CATEGORIES, "onnx", tmp_path / "m.onnx", batch=1)
     report = compare(model, load_onnx(tmp_path / "m.onnx", threads=1), sample_images(3, SIZE, seed=9))
     assert report["detections"] == 15 and report["match"], report
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_torchvision_ssd_exports_with_its_stretch(fmt, tmp_path):
+    """With fixed_size the graph stretches any image to 300 x 300 and maps the boxes back: the size stays free."""
+    model = tiny_model("ssd", model=TORCHVISION_SSD)
+    export_detector(model, "ssd", CATEGORIES, fmt, tmp_path / f"m.{fmt}", batch=TRACE_BATCH)
+    runtime = load_exported(tmp_path / f"m.{fmt}", fmt, threads=1)
+    for batch, size in [(3, SIZE), (2, 128)]:
+        report = compare(model, runtime, sample_images(batch, size, seed=size + batch))
+        assert report["detections"] > 20 and report["match"], report
 
 
 def test_runtime_makes_proposals_as_the_model_does(tmp_path):

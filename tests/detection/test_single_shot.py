@@ -111,3 +111,38 @@ def test_ssd_extra_levels_and_no_box_images():
     empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}] * 2
     losses = model(torch.rand(2, 3, 64, 64), empty)
     assert losses["loss_box_reg"] == 0 and losses["loss_classifier"] > 0  # background is still learned
+
+
+def test_ssd_candidates_per_class_keep_each_class_best_boxes():
+    """top_k_per_class (torchvision's topk_candidates): each class keeps its own best k boxes, the rest score 0."""
+    from detection.models.ssd import best_per_class
+
+    scores = torch.tensor([[[0.9, 0.1], [0.8, 0.2], [0.1, 0.7], [0.5, 0.6]]])  # [1 image, 4 boxes, 2 classes]
+    assert torch.equal(best_per_class(scores, 2), torch.tensor([[[0.9, 0.0], [0.8, 0.0], [0.0, 0.7], [0.0, 0.6]]]))
+    assert torch.equal(best_per_class(scores, 9), scores)  # k above the boxes: all
+
+
+def test_ssd_default_boxes_per_level_scales_and_clip():
+    """Per-level ratios and given scales (torchvision's SSD300 starts at 0.07 with ratio 2), sides clipped."""
+    sizes = ssd_box_sizes(2, 300, 0.2, 0.9, [[2.0], [2.0, 3.0]], scales=[0.07, 0.9, 1.2], clip=True)
+    assert [len(level) for level in sizes] == [4, 6]
+    assert sizes[0][0] == pytest.approx((21.0, 21.0))
+    assert sizes[0][1] == pytest.approx((math.sqrt(0.07 * 0.9) * 300,) * 2)
+    assert sizes[1][1] == pytest.approx((300.0, 300.0))  # sqrt(0.9 * 1.2) > 1: the input's side
+    assert sizes[1][2] == pytest.approx((300.0, 0.9 / math.sqrt(2) * 300))  # 0.9 * sqrt(2) > 1
+
+
+@pytest.mark.parametrize("ssd, match", [({"default_boxes": "torchvision"}, "fixed_size"),
+                                        ({"steps": [8, 16]}, "steps"),
+                                        ({"image_mean": [0.5]}, "image_mean"),
+                                        ({"default_boxes": "anchors"}, "default_boxes")])
+def test_ssd_torchvision_options_are_checked(ssd, match):
+    with pytest.raises(UserError, match=match):
+        config_from_dict({"model": {"name": "ssd", "backbone": "tiny", "ssd": ssd}})
+
+
+def test_ssd_counts_per_level_must_fit_the_maps():
+    cfg = config_from_dict({"data": {"input_size": 64}, "model": {
+        "name": "ssd", "backbone": "tiny", "neck_channels": 16, "ssd": {"level_aspect_ratios": [[2.0]] * 3}}})
+    with pytest.raises(UserError, match=r"level_aspect_ratios: 3 lists for 4 feature maps"):
+        build_detector(cfg.model, num_classes=2, input_size=64)

@@ -20,8 +20,9 @@ from torchvision.models import get_model
 
 from datasets.synthetic.shapes import make_shapes
 from detection.cli.weights import main
-from detection.config import load_config
+from detection.config import config_from_dict, load_config
 from detection.engine.checkpoint import load_checkpoint, load_model, save_checkpoint
+from detection.inference.predictor import Predictor
 from detection.models import build_detector
 from detection.tasks import build_trainer
 from detection.weights.catalog import WeightsEntry, cached_path, find
@@ -148,6 +149,70 @@ def test_import_with_categories_of_other_data(torch_home, tmp_path):
                                                   {"id": 3, "name": "tree"}]
 
 
+# SSD300 -----------------------------------------------------------------------------------------------------------
+
+SSD300 = "ssd300_vgg16"
+
+
+def ssd300_file(path: Path) -> Path:
+    """torchvision's ssd300_vgg16 (VGG's own init, no BatchNorm to fold) with its class predictors scaled and the
+    background favoured, so that scores spread over many classes up to about 0.8 (a random head gives near-uniform
+    scores of 1/91, all ties with the 0.01 threshold)."""
+    torch.manual_seed(0)
+    model = get_model(SSD300, weights=None, weights_backbone=None)
+    with torch.no_grad():
+        for conv in model.head.classification_head.module_list:
+            conv.weight.mul_(0.5)
+            conv.bias.view(-1, 91)[:, 0] += 6.0  # [anchors x classes]: class 0 of each anchor
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_ssd300_import_gives_torchvision_detections(torch_home, tmp_path, capsys):
+    """VGG-16's conv4_3 through L2Norm, fc6/fc7, default boxes, 300 x 300 stretch, 0..255 normalisation, 400 per
+    class, NMS 0.45, 200 per image: the same detections on non-square images, and through the predictor."""
+    weights = ssd300_file(tmp_path / "ssd300.pth")
+    out = tmp_path / "ssd300.pt"
+    assert main(["import", f"torchvision:{SSD300}", "--file", str(weights), "--out", str(out)]) == 0
+    loaded = load_model(out)
+    assert loaded.config.data.input_size == 300 and len(loaded.categories) == 90
+    theirs = get_model(SSD300, weights=None, weights_backbone=None).eval()
+    theirs.load_state_dict(torch.load(weights, weights_only=True))
+    images = pictures(2, 200, 260, 2)
+    with torch.no_grad():
+        compare(theirs(list(images)), loaded.model(images), SSD300)
+    pixels = (pictures(1, 300, 300, 3)[0].permute(1, 2, 0) * 255).round().to(torch.uint8)
+    with torch.no_grad():  # the predictor letterboxes a 300 px image to itself: torchvision's input
+        expected = theirs([pixels.permute(2, 0, 1).float() / 255])[0]
+    answer = Predictor.from_checkpoint(out, device="cpu").predict([pixels.numpy()])[0]
+    assert len(answer) == len(expected["boxes"]) >= 10
+    for found, box, score, label in zip(answer, expected["boxes"], expected["scores"], expected["labels"]):
+        assert found["category_id"] == int(label) and found["score"] == pytest.approx(float(score), abs=5e-6)
+        x1, y1, x2, y2 = box.tolist()  # answers are rounded: scores to 5 decimals, boxes to 2
+        assert found["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=0.01)
+    mine = tmp_path / "mine.json"  # remapped onto other categories: person's rows kept for each default box
+    mine.write_text(json.dumps({"categories": [{"id": 1, "name": "tree"}, {"id": 2, "name": "Person"}]}))
+    assert main(["import", str(out), "--categories", str(mine), "--out", str(tmp_path / "mine.pt")]) == 0
+    key = "head.classification_head.module_list.0.weight"
+    old, new = loaded.state["model"][key], load_model(tmp_path / "mine.pt").model.state_dict()[key]
+    assert new.shape[0] == 4 * 3 and all(torch.equal(new[a * 3 + 2], old[a * 91 + 1]) for a in range(4))
+
+
+def test_ssd300_recipe_is_the_import(tmp_path, capsys):
+    """configs/ssd300_vgg16.yaml trains the model the import writes (its pretrained file aside), and SSD weights
+    given for a Faster R-CNN are named as what they are."""
+    from detection.weights.torchvision_import import import_config
+
+    recipe = load_config(ROOT / "configs" / "ssd300_vgg16.yaml").to_dict()["model"]
+    imported = config_from_dict(import_config(SSD300, coco_file=True)).to_dict()["model"]
+    assert {**recipe, "pretrained": ""} == imported
+    weights = ssd300_file(tmp_path / "ssd300.pth")
+    assert main(["import", "torchvision:fasterrcnn_resnet50_fpn", "--file", str(weights),
+                 "--out", str(tmp_path / "x.pt")]) == 1
+    assert "torchvision:ssd300_vgg16 weights, not torchvision:fasterrcnn_resnet50_fpn" in error_line(capsys)
+
+
 def error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
@@ -178,7 +243,7 @@ def test_bad_imports_are_one_error_line_and_write_nothing(torch_home, mnv3_file,
     assert "'backbone.body.conv1.weight'" in line or "backbone.body.0.0.weight" in line
     assert main(["import", "torchvision:fasterrcnn_resnet50", "--out", str(out)]) == 1
     assert "did you mean fasterrcnn_resnet50_fpn" in error_line(capsys)
-    assert main(["import", "torchvision:ssd300_vgg16", "--out", str(out)]) == 1
+    assert main(["import", "torchvision:ssdlite320_mobilenet_v3_large", "--out", str(out)]) == 1
     assert "cannot be imported yet" in error_line(capsys)
     assert not out.exists() and not list(tmp_path.glob(".out.pt*"))
 
