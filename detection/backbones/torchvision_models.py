@@ -5,6 +5,7 @@ input normalisation (what its pretrained weights expect) and never downloads wei
 """
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import Callable
 
@@ -157,3 +158,27 @@ def mobilenet_v3_large_det(pretrained: str = "", trainable_layers: int = -1) -> 
     (960 channels), both at stride 32; takes mobilenet_v3_large's ImageNet weights."""
     make, split = SPLITS["mobilenet_v3_large_det"]
     return _build(make, split, pretrained, trainable_layers, maps=("c4", "c5"))
+
+
+def _ssdlite_stages(net: nn.Module) -> "OrderedDict[str, nn.Module]":
+    """torchvision's SSDLite cut: c4 ends inside block 13 (the first of stride 32) after its expansion conv, c5 is
+    the rest of that block and the last conv."""
+    f = net.features
+    return OrderedDict(c2=f[0:4], c3=f[4:7], c4=nn.Sequential(*f[7:13], f[13].block[0]),
+                       c5=nn.Sequential(f[13].block[1:], *f[14:]))
+
+
+def _mobilenet_ssdlite() -> nn.Module:
+    norm = functools.partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+    return torchvision.models.mobilenet_v3_large(weights=None, reduced_tail=True, norm_layer=norm)
+
+
+SPLITS["mobilenet_v3_large_ssdlite"] = (_mobilenet_ssdlite, _ssdlite_stages)
+
+
+@BACKBONES.register("mobilenet_v3_large_ssdlite")
+def mobilenet_v3_large_ssdlite(pretrained: str = "", trainable_layers: int = -1) -> FeatureExtractor:
+    """MobileNetV3-Large as torchvision's COCO SSDLite320 has it: the reduced tail (480 channels last), BatchNorm
+    momentum 0.03, maps c4 (block 13's expansion, 672 channels, stride 16) and c5 (480 channels, stride 32).
+    mobilenet_v3_large's ImageNet weights do not load into it: their tail is not reduced."""
+    return _build(_mobilenet_ssdlite, _ssdlite_stages, pretrained, trainable_layers, maps=("c4", "c5"))

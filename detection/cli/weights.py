@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None, prog: str) -> argparse.Namespace:
     fetch.add_argument("name", help="a name from `list`, e.g. fasterrcnn_resnet50_fpn or resnet50")
     fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
     imp = commands.add_parser("import", help="torchvision:NAME -> our checkpoint; or CKPT.pt -> new categories")
-    imp.add_argument("source", help="torchvision:NAME (a Faster R-CNN or SSD300), or one of our checkpoints to "
+    imp.add_argument("source", help="torchvision:NAME (a Faster R-CNN or an SSD), or one of our checkpoints to "
                                      "remap")
     imp.add_argument("--file", help="torchvision:NAME's weights file (default: the one `fetch` put in the cache)")
     imp.add_argument("--categories", help="COCO json: torchvision:NAME's categories when not COCO's (label i is "

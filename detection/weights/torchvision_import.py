@@ -1,5 +1,5 @@
-"""torchvision's Faster R-CNN and SSD300 weights -> one of our checkpoints (config, weights, categories) that rebuilds
-a model giving torchvision's own detections: the same architecture, the same resize, the same post-processing.
+"""torchvision's Faster R-CNN, SSD300 and SSDLite320 weights -> one of our checkpoints (config, weights, categories)
+that rebuilds a model giving torchvision's own detections: the same architecture, resize and post-processing.
 
 Label i stays torchvision's label i, the COCO category with id i (the unused ids of COCO's 91 are 'N/A').
 """
@@ -44,6 +44,20 @@ def ssd300_key(ours: str, body: dict[str, str]) -> str:
     return ours.replace("body.", "backbone.", 1) if ours.startswith("body.") else ours
 
 
+def ssdlite_key(ours: str, body: dict[str, str]) -> str:
+    """SSDLite320 (torchvision's SSDLiteFeatureExtractorMobileNet): MobileNetV3's features up to block 13's expansion
+    conv are `features.0`, the rest of block 13 and the last blocks `features.1`; the extra levels keep their names."""
+    if not ours.startswith("body.body."):
+        return ours.replace("body.", "backbone.", 1) if ours.startswith("body.") else ours
+    index, rest = body[ours.removeprefix("body.body.")].removeprefix("features.").split(".", 1)
+    if int(index) < 13:
+        return f"backbone.features.0.{index}.{rest}"
+    if int(index) > 13:
+        return f"backbone.features.1.{int(index) - 13}.{rest}"
+    part, rest = rest.removeprefix("block.").split(".", 1)  # block 13: its expansion conv, then the rest
+    return f"backbone.features.0.13.{rest}" if part == "0" else f"backbone.features.1.0.{part}.{rest}"
+
+
 @dataclass(frozen=True)
 class Architecture:
     """How one torchvision detector is said in our config: family, backbone entry, neck, the family's options, and
@@ -80,6 +94,12 @@ SSD300 = {"scales": [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
           "image_mean": [0.48235, 0.45882, 0.40784], "image_std": [1.0 / 255.0] * 3,
           "iou_threshold": 0.5, "negative_ratio": 3.0, "head": "conv", "pre_nms_top_k": 400, "top_k_per_class": True,
           "box_loss_beta": 1.0}
+# torchvision's ssdlite320_mobilenet_v3_large: DefaultBoxGenerator of ratios 2 and 3 on six maps, scales 0.2..0.95,
+# 320 x 320 resize, normalisation to -1..1, score > 0.001, 300 per class, NMS 0.55, 300 per image
+SSDLITE320 = {"min_scale": 0.2, "max_scale": 0.95, "aspect_ratios": [2.0, 3.0], "default_boxes": "torchvision",
+              "fixed_size": 320, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "iou_threshold": 0.5,
+              "negative_ratio": 3.0, "head": "lite", "pre_nms_top_k": 300, "top_k_per_class": True,
+              "box_loss_beta": 1.0}
 ARCHITECTURES: dict[str, Architecture] = {
     "fasterrcnn_resnet50_fpn": Architecture("faster_rcnn", "resnet50", "fpn", 3, {"frozen_bn": True, **RESIZE_800},
                                             coco_eps=0.0),
@@ -96,6 +116,11 @@ ARCHITECTURES: dict[str, Architecture] = {
         model={"features": ["c3", "c4"], "postprocess": {"score_threshold": 0.01, "nms_iou": 0.45,
                                                          "max_detections": 200, "class_agnostic": False}},
         class_weight="head.classification_head.module_list.0.weight", rows_per_class=4),
+    "ssdlite320_mobilenet_v3_large": Architecture(
+        "ssd", "mobilenet_v3_large_ssdlite", "ssdlite_extra", -1, SSDLITE320, input_size=320, key=ssdlite_key,
+        model={"features": ["c4", "c5"], "postprocess": {"score_threshold": 0.001, "nms_iou": 0.55,
+                                                         "max_detections": 300, "class_agnostic": False}},
+        class_weight="head.classification_head.module_list.0.1.weight", rows_per_class=6),
 }
 
 

@@ -102,7 +102,8 @@ def compare(theirs: list[dict], ours: list[dict], name: str) -> None:
         assert torch.equal(a["labels"], b["labels"])
         box_diff = max(box_diff, (a["boxes"] - b["boxes"]).abs().max().item())
         score_diff = max(score_diff, (a["scores"] - b["scores"]).abs().max().item())
-    MEASURED[name] = (box_diff, score_diff)
+    before = MEASURED.get(name, (0.0, 0.0))
+    MEASURED[name] = (max(before[0], box_diff), max(before[1], score_diff))
     assert box_diff <= 1e-4 and score_diff <= 1e-6, (name, box_diff, score_diff)
 
 
@@ -213,6 +214,48 @@ def test_ssd300_recipe_is_the_import(tmp_path, capsys):
     assert "torchvision:ssd300_vgg16 weights, not torchvision:fasterrcnn_resnet50_fpn" in error_line(capsys)
 
 
+SSDLITE = "ssdlite320_mobilenet_v3_large"
+
+
+def ssdlite_file(path: Path) -> Path:
+    """torchvision's ssdlite320_mobilenet_v3_large (reduced tail) with BatchNorm statistics measured on pictures,
+    then folded (var * c^2, weight * c) so that eps matters, and class predictors scaled so that scores spread."""
+    torch.manual_seed(0)
+    model = get_model(SSDLITE, weights=None, weights_backbone=None)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for norm in norms:
+            norm.momentum = None
+            norm.reset_running_stats()
+        model.train()
+        batch, _ = model.transform(list(pictures(4, 320, 320, 9)))
+        model.head(list(model.backbone(batch.tensors).values()))
+        for norm in norms:
+            norm.running_var.mul_(0.5 ** 2)
+            norm.weight.mul_(0.5)
+        for block in model.head.classification_head.module_list:
+            block[1].weight.mul_(20.0)
+            block[1].bias.view(-1, 91)[:, 0] += 2.0  # [anchors x classes]: class 0 of each anchor
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_ssdlite320_import_gives_torchvision_detections(torch_home, tmp_path):
+    """MobileNetV3 with the reduced tail cut inside block 13, SSDLite's extra levels and head, default boxes spread
+    over each map, 320 x 320 stretch, -1..1 normalisation, 300 per class, NMS 0.55, 300 per image."""
+    weights = ssdlite_file(cached_path(find(SSDLITE)))  # in torch's cache, where import looks without --file
+    import_torchvision(SSDLITE, tmp_path / "ssdlite.pt")
+    loaded = load_model(tmp_path / "ssdlite.pt")
+    assert loaded.config.data.input_size == 320 and loaded.config.model.backbone == "mobilenet_v3_large_ssdlite"
+    theirs = get_model(SSDLITE, weights=None, weights_backbone=None).eval()
+    theirs.load_state_dict(torch.load(weights, weights_only=True))
+    with torch.no_grad():
+        compare(theirs(list(pictures(2, 200, 260, 2))), loaded.model(pictures(2, 200, 260, 2)), SSDLITE)
+        square = pictures(1, 320, 320, 4)
+        compare(theirs(list(square)), loaded.model(square), SSDLITE)
+
+
 def error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
@@ -243,8 +286,6 @@ def test_bad_imports_are_one_error_line_and_write_nothing(torch_home, mnv3_file,
     assert "'backbone.body.conv1.weight'" in line or "backbone.body.0.0.weight" in line
     assert main(["import", "torchvision:fasterrcnn_resnet50", "--out", str(out)]) == 1
     assert "did you mean fasterrcnn_resnet50_fpn" in error_line(capsys)
-    assert main(["import", "torchvision:ssdlite320_mobilenet_v3_large", "--out", str(out)]) == 1
-    assert "cannot be imported yet" in error_line(capsys)
     assert not out.exists() and not list(tmp_path.glob(".out.pt*"))
 
 
