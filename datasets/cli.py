@@ -28,6 +28,33 @@ def add_synth(sub) -> None:
     p.add_argument("--format", choices=["png", "jpg"], default="png")
 
 
+def add_glyphs(sub) -> None:
+    p = sub.add_parser("glyphs", help="render a harder synthetic set: digits 0-9 on clutter (COCO with masks)",
+                       description="The digits 0..9 (categories '0'..'9', ids 1..10) in OpenCV's Hershey fonts, "
+                       "italic or not, of random stroke and colour, rotated, on gradient or noise backgrounds with "
+                       "unannotated lines, circles, rectangles, blurred blobs and non-digit characters. Boxes are "
+                       "the tight boxes of the glyphs' masks. Deterministic by seed.")
+    p.add_argument("--out", required=True, help="output folder: images/ and annotations.json")
+    p.add_argument("--num-images", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=320, help="square side in pixels (default 320)")
+    p.add_argument("--min-size", type=int, default=12, help="smallest glyph height before rotation (default 12)")
+    p.add_argument("--max-size", type=int, default=64,
+                   help="largest glyph height (default 64); heights are log-uniform, so small ones are common")
+    p.add_argument("--min-objects", type=int, default=2, help="fewest digits per image (default 2)")
+    p.add_argument("--max-objects", type=int, default=12,
+                   help="most digits per image (default 12; fewer where no free place is found)")
+    p.add_argument("--max-angle", type=float, default=30.0,
+                   help="rotate each glyph within +-this many degrees (default 30, at most 60)")
+    p.add_argument("--max-distractors", type=int, default=6,
+                   help="unannotated non-digit characters per image: 0..N (default 6)")
+    p.add_argument("--clutter", type=float, default=1.0,
+                   help="how many lines, circles, rectangles and blobs, relative to the default (1; 0: none)")
+    p.add_argument("--degrade", type=float, default=0.3,
+                   help="chance of each of mild blur, sensor noise and a JPEG round trip per image (default 0.3)")
+    p.add_argument("--format", choices=["png", "jpg"], default="png")
+
+
 def add_from_masks(sub) -> None:
     p = sub.add_parser("from-masks", help="instance masks (label images or one file per instance) to COCO",
                        description="Two mask conventions, both accepted: MASKS/<image-stem>.png label images "
@@ -207,6 +234,7 @@ def add_sequences(sub) -> None:
 
 COMMANDS = {
     "synth": ("datasets.synthetic.shapes", add_synth),
+    "glyphs": ("datasets.synthetic.glyphs", add_glyphs),
     "from-masks": ("datasets.formats.masks", add_from_masks),
     "convert": ("datasets.formats.convert", add_convert),
     "export": ("datasets.formats.export", add_export),

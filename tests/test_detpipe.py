@@ -11,8 +11,8 @@ from tiny_run import DEMO, FAST_64, ROOT, shapes_64
 
 from detpipe.main import COMMANDS, main
 
-DATA_COMMANDS = ["synth", "from-masks", "convert", "export", "validate", "split", "merge", "tile", "stats", "draw",
-                 "anchors", "sequences", "audit"]
+DATA_COMMANDS = ["synth", "glyphs", "from-masks", "convert", "export", "validate", "split", "merge", "tile", "stats",
+                 "draw", "anchors", "sequences", "audit"]
 
 
 def detpipe(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

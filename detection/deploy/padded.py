@@ -30,16 +30,20 @@ def dense_padded(dense: DenseOutputs, opts: PostprocessConfig) -> Padded:
     keep = top >= opts.score_threshold
     image = row_index(index)
     return postprocess_padded(boxes[keep], top[keep], (index % classes + 1)[keep], image[keep],
-                              flat[:, 0], opts)
+                              flat[:, 0], opts, dense.nms)
 
 
 def postprocess_padded(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, image: torch.Tensor,
-                       rows: torch.Tensor, opts: PostprocessConfig) -> Padded:
+                       rows: torch.Tensor, opts: PostprocessConfig, nms: bool = True) -> Padded:
     """A batch's candidates (boxes [M, 4], scores [M], labels [M], image index [M]; `rows` [N] any values, one per
-    image) -> the shared postprocess of each image (models/base.py: threshold, NMS, best max_detections), padded."""
+    image) -> the shared postprocess of each image (models/base.py: threshold, NMS unless `nms` is False, best
+    max_detections), padded."""
     keep = scores >= opts.score_threshold
     boxes, scores, labels, image = boxes[keep], scores[keep], labels[keep], image[keep]
-    keep = grouped_nms(boxes, scores, labels, image, opts)  # by descending score
+    if nms:
+        keep = grouped_nms(boxes, scores, labels, image, opts)  # by descending score
+    else:
+        keep = scores.argsort(descending=True)
     boxes, scores, labels, image = boxes[keep], scores[keep], labels[keep], image[keep]
     first = (image.unsqueeze(1) == row_index(rows).unsqueeze(0)).to(torch.int64)  # [M, N] one-hot
     rank = (first.cumsum(0) * first).sum(1) - 1  # place among its image's detections, best first

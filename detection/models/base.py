@@ -22,6 +22,7 @@ class DenseOutputs(NamedTuple):
     boxes: torch.Tensor  # [N, A, 4] xyxy in the S x S frame, one per anchor
     scores: torch.Tensor  # [N, A, K] per-class scores in 0..1 (no background column)
     top_k: int  # the best (box, class) pairs per image kept before `postprocess`
+    nms: bool = True  # False: a one-to-one head, whose best pairs need no NMS (threshold and max detections only)
 
 
 class Detector(nn.Module):
@@ -83,17 +84,21 @@ class Detector(nn.Module):
         """Per image of a batch's `dense_outputs`: `dense_detections` (threshold, top-k, postprocess) with the
         call's options `opts` (None: the model's own)."""
         opts = opts or self.postprocess_options
-        return [self.dense_detections(b, s, dense.top_k, opts) for b, s in zip(dense.boxes, dense.scores)]
+        return [self.dense_detections(b, s, dense.top_k, opts, dense.nms) for b, s in zip(dense.boxes, dense.scores)]
 
     def dense_detections(self, boxes: torch.Tensor, scores: torch.Tensor, top_k: int,
-                         opts: PostprocessConfig | None = None) -> dict:
+                         opts: PostprocessConfig | None = None, nms: bool = True) -> dict:
         """One image's boxes [A, 4] xyxy with per-class scores [A, K] -> its detections: every (box, class)
-        pair at or above the score threshold, the best `top_k` of them, then `postprocess`."""
+        pair at or above the score threshold, the best `top_k` of them, then `postprocess` (without NMS: the
+        best max_detections of them)."""
         opts = opts or self.postprocess_options
         flat = scores.flatten()
         keep = torch.nonzero(flat >= opts.score_threshold).squeeze(1)
         keep = keep[flat[keep].topk(min(top_k, keep.numel())).indices]
         box, label = keep // self.num_classes, keep % self.num_classes + 1
+        if not nms:  # topk gave them best first
+            keep, box, label = keep[: opts.max_detections], box[: opts.max_detections], label[: opts.max_detections]
+            return {"boxes": boxes[box], "scores": flat[keep], "labels": label}
         return self.postprocess(boxes[box], flat[keep], label, opts)
 
 

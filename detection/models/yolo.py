@@ -13,6 +13,7 @@ from torchvision.ops import complete_box_iou_loss, generalized_box_iou_loss
 from datasets.core.errors import UserError
 from detection.backbones.base import Backbone
 from detection.models.base import DenseOutputs, Detector, DetectorParts, register_family
+from detection.models.yolo_free import YOLOFree
 from detection.models.yolo_targets import assign_level, batch_boxes
 
 # YOLOv3's anchors (w, h pixels at 416 px input), finest level first.
@@ -31,8 +32,27 @@ class YOLOOptions:
     class_weight: float = 0.5
     level_balance: list[float] = field(default_factory=lambda: [4.0, 1.0, 0.4])  # objectness weight per level
     pre_nms_top_k: int = 1000  # best candidates per image kept before NMS
+    # head: anchor (above: YOLOv3's anchors, objectness) | free (yolo_free.py: YOLOv8's decoupled anchor-free head)
+    head: str = "anchor"
+    reg_max: int = 16  # free: bins per box edge (distribution focal loss); 1: one value per edge, no DFL
+    tal_topk: int = 10  # free: positives per box (task-aligned assignment)
+    tal_alpha: float = 0.5  # free: alignment = class score^alpha * IoU^beta
+    tal_beta: float = 6.0
+    cls_loss: str = "bce"  # free: bce | vfl (varifocal), against IoU-aware soft targets
+    free_box_weight: float = 7.5  # free: 1 - CIoU weight (YOLOv8's gains)
+    free_class_weight: float = 0.5
+    dfl_weight: float = 1.5
+    end2end: bool = False  # free: also train a one-to-one branch (YOLOv10); inference uses it without NMS
 
     def check(self, prefix: str) -> None:
+        if self.head not in ("anchor", "free"):
+            raise UserError(f"config key '{prefix}head': {self.head!r} is not one of anchor, free")
+        if self.cls_loss not in ("bce", "vfl"):
+            raise UserError(f"config key '{prefix}cls_loss': {self.cls_loss!r} is not one of bce, vfl")
+        if self.reg_max < 1 or self.tal_topk < 1:
+            raise UserError(f"config keys '{prefix}reg_max' and '{prefix}tal_topk' must be at least 1")
+        if self.end2end and self.head != "free":
+            raise UserError(f"config key '{prefix}end2end' needs '{prefix}head: free'")
         for i, level in enumerate(self.anchors):
             if not level or len(level) % 2 or any(v <= 0 for v in level):
                 raise UserError(f"config key '{prefix}anchors[{i}]': expected positive w, h pairs, got {level}")
@@ -161,7 +181,9 @@ def box_loss(boxes: torch.Tensor, wanted: torch.Tensor, kind: str) -> torch.Tens
 
 
 @register_family("yolo", YOLOOptions, default_neck="pan")
-def yolo(parts: DetectorParts, options: YOLOOptions) -> YOLO:
-    """YOLO with `parts.num_classes` classes (sigmoid per class; no background class)."""
-    return YOLO(parts.body, parts.num_classes, input_size=parts.input_size, mean=parts.mean, std=parts.std,
-                options=options, postprocess=parts.postprocess)
+def yolo(parts: DetectorParts, options: YOLOOptions) -> Detector:
+    """YOLO with `parts.num_classes` classes (sigmoid per class; no background class): the anchor head, or with
+    `head: free` the anchor-free one."""
+    build = YOLOFree if options.head == "free" else YOLO
+    return build(parts.body, parts.num_classes, input_size=parts.input_size, mean=parts.mean, std=parts.std,
+                 options=options, postprocess=parts.postprocess)

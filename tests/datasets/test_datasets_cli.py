@@ -100,7 +100,8 @@ def test_subprocess_errors_have_no_traceback(tmp_path):
 
 
 def test_help_for_every_command():
-    for command in ("synth", "from-masks", "convert", "export", "validate", "split", "merge", "tile", "stats", "draw"):
+    for command in ("synth", "glyphs", "from-masks", "convert", "export", "validate", "split", "merge", "tile",
+                    "stats", "draw"):
         assert main([command, "--help"]) == 0
 
 

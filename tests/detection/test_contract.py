@@ -19,11 +19,16 @@ CATEGORIES = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 7
 MAX_DETECTIONS = 25
 
 
+# heads that are options of a family, checked like a family of their own: "family/variant" -> model.<family>
+VARIANTS = {"yolo/free": {"head": "free"}, "yolo/end2end": {"head": "free", "end2end": True, "reg_max": 1}}
+
+
 def family_config(name: str):
-    """The family's default options on the tiny backbone, keeping every candidate (threshold 0)."""
+    """The family's default options (or a VARIANTS entry's) on the tiny backbone, keeping every candidate."""
+    family = name.split("/")[0]
     return config_from_dict({
         "data": {"input_size": SIZE},
-        "model": {"name": name, "backbone": "tiny", "neck_channels": 32,
+        "model": {"name": family, "backbone": "tiny", "neck_channels": 32, family: VARIANTS.get(name, {}),
                   "postprocess": {"score_threshold": 0.0, "max_detections": MAX_DETECTIONS}},
     })
 
@@ -59,7 +64,7 @@ def run_with(model: Detector, images: torch.Tensor, **call):
     return model(images, None, proposals_for(model, images), **call)
 
 
-@pytest.fixture(scope="module", params=list_detectors())
+@pytest.fixture(scope="module", params=list_detectors() + list(VARIANTS))
 def trained(request):
     """(config, model) after a few SGD steps, so eval mode gives real detections."""
     torch.manual_seed(0)
@@ -73,6 +78,11 @@ def trained(request):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    if request.param in VARIANTS:  # the free head starts at a class prior (every score 0.004) that 3 steps keep
+        with torch.no_grad():
+            for branch in [model.head, model.one_to_one or model.head]:
+                for conv in branch.cls:
+                    conv[-1].bias.normal_(-2.0, 1.0, generator=torch.Generator().manual_seed(0))
     return cfg, model.eval()
 
 

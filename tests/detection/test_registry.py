@@ -74,7 +74,7 @@ def test_project_registries_hold_the_documented_entries():
     assert set(list_backbones()) == {
         "tiny", "resnet18", "resnet34", "resnet50", "resnet101", "vgg16", "vgg16_pooled", "mobilenet_v2",
         "mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v3_large_det", "mobilenet_v3_large_ssdlite",
-        "squeezenet1_1", "alexnet", "efficientnet_b0", "siamfc_alexnet", "siamfc_tiny"}
+        "squeezenet1_1", "alexnet", "efficientnet_b0", "siamfc_alexnet", "siamfc_tiny", "csp_tiny"}
     assert {"none", "fpn", "ssd_extra", "ssd300_vgg", "ssdlite_extra"} <= set(list_necks())
     assert "faster_rcnn" in list_detectors() and "faster_rcnn" in DETECTORS
     assert {"bytetrack", "siamfc"} <= set(TRACKERS) and "siamfc" not in DETECTORS

@@ -1,0 +1,142 @@
+"""The single-shot race: every tiny recipe on the harder glyphs set under one training-time budget; one JSON line.
+
+Makes `detpipe data glyphs` train and val splits (320 px, ten digit classes in many fonts on clutter), trains each
+recipe for the same minutes of this machine (as many epochs as fit, the schedule fitted to the budget; evaluation
+time is not counted) and reports per recipe: bbox_mAP / mAP_50 on val (eval's 0.001 / 300), the mAP curve against
+training seconds, inference ms/image at batch 1 and 8 (post-processing included), parameters and GFLOPs at 320 px.
+`--peer` adds Ultralytics YOLO26n from scratch on the same data and budget, installed in a throwaway virtualenv (it
+needs the non-headless OpenCV) and scored by the same pycocotools evaluation. `--plot F.png` draws the curves.
+Run it alone: two torch processes on 2 cores slow each other many times over.
+Usage: python benchmarks/bench_race.py [--minutes 12] [--train 800] [--val 200] [--recipes yolo,faster_rcnn]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_families import gflops, inference_ms  # noqa: E402
+from datasets.synthetic.glyphs import make_glyphs  # noqa: E402
+from detection.config import load_config  # noqa: E402
+from detection.tasks import build_trainer  # noqa: E402
+
+SIZE = 320
+# recipe name -> (config file, its own overrides); every recipe as a user would run it on new data
+RECIPES = {
+    "yolo": ("yolo_tiny.yaml", {}),
+    "yolo_anchor": ("yolo_tiny.yaml", {"model.yolo.head": "anchor"}),
+    "faster_rcnn": ("faster_rcnn_tiny.yaml", {}),
+    "ssd": ("ssd_tiny.yaml", {}),
+}
+SHARED = {"data.input_size": SIZE, "data.num_workers": 0, "train.epochs": 300}
+
+
+def build_data(root: Path, train: int, val: int) -> dict[str, Path]:
+    """Two glyphs sets rendered with different seeds: train and val."""
+    return {"train": make_glyphs(root / "train", train, seed=0), "val": make_glyphs(root / "val", val, seed=1)}
+
+
+def overrides(name: str, data: dict[str, Path], out: Path, minutes: float, eval_every: int) -> list[str]:
+    items = {**SHARED, **RECIPES[name][1], "output_dir": out / name, "train.max_minutes": minutes,
+             "train.eval_every": eval_every,
+             "data.train.annotations": data["train"], "data.train.images": data["train"].parent / "images",
+             "data.val.annotations": data["val"], "data.val.images": data["val"].parent / "images"}
+    return [f"{k}={v}" for k, v in items.items()]
+
+
+def curve(metrics_file: Path) -> list[list[float]]:
+    """[[training seconds so far, bbox_mAP], ...] at every evaluated epoch of a run's metrics.jsonl."""
+    points, seconds = [], 0.0
+    for line in metrics_file.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("type") != "epoch":
+            continue
+        seconds += record["seconds"]
+        if "bbox_mAP" in record:
+            points.append([round(seconds, 1), round(record["bbox_mAP"], 4)])
+    return points
+
+
+def run_recipe(name: str, data: dict[str, Path], out: Path, minutes: float, eval_every: int) -> dict:
+    cfg = load_config(ROOT / "configs" / RECIPES[name][0], overrides(name, data, out, minutes, eval_every))
+    trainer = build_trainer(cfg, progress=False)
+    metrics = trainer.fit()
+    model = trainer.inference_model.cpu().eval()
+    return {"recipe": name, "config": RECIPES[name][0], **{k: v for k, v in RECIPES[name][1].items()},
+            "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3), "gflops": gflops(model, SIZE),
+            "epochs": trainer.epoch, "train_seconds": round(trainer.seconds, 1),
+            "train_images_per_s": round(trainer.step * cfg.train.batch_size / trainer.seconds, 1),
+            "infer_ms_b1": inference_ms(model, SIZE, 1), "infer_ms_b8": inference_ms(model, SIZE, 8),
+            "bbox_mAP": round(metrics.get("bbox_mAP", 0.0), 4), "bbox_mAP_50": round(metrics.get("bbox_mAP_50", 0.0), 4),
+            "curve": curve(out / name / "metrics.jsonl")}
+
+
+def draw(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        if row.get("curve"):
+            seconds, maps = zip(*row["curve"])
+            ax.plot(seconds, maps, marker="o", label=f"{row['recipe']} ({row['infer_ms_b1']} ms/img)")
+    ax.set_xlabel(f"training seconds ({torch.get_num_threads()} threads, alone)")
+    ax.set_ylabel("bbox mAP (val, COCO)")
+    ax.set_title(f"glyphs {SIZE} px: mAP against training time")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def summary(rows: list[dict], args) -> dict:
+    by = {r["recipe"]: r for r in rows}
+    out = {"benchmark": "race", "threads": torch.get_num_threads(), "budget_minutes": args.minutes,
+           "input_size": SIZE, "train_images": args.train, "val_images": args.val, "rows": rows}
+    if "yolo" in by and "faster_rcnn" in by:
+        yolo, frcnn = by["yolo"], by["faster_rcnn"]
+        out["yolo_map_ratio_to_faster_rcnn"] = round(yolo["bbox_mAP"] / max(frcnn["bbox_mAP"], 1e-9), 2)
+        out["yolo_infer_time_ratio_to_faster_rcnn"] = round(yolo["infer_ms_b1"] / frcnn["infer_ms_b1"], 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=12.0, help="training budget per recipe")
+    parser.add_argument("--train", type=int, default=800)
+    parser.add_argument("--val", type=int, default=200)
+    parser.add_argument("--recipes", default="yolo,faster_rcnn,ssd", help=f"comma-separated, of {sorted(RECIPES)}")
+    parser.add_argument("--eval-every", type=int, default=2, help="epochs between the curve's points")
+    parser.add_argument("--peer", action="store_true", help="add Ultralytics YOLO26n (installs it in a temp venv)")
+    parser.add_argument("--plot", type=Path, help="PNG of mAP against training seconds")
+    parser.add_argument("--work", type=Path, help="keep data and runs here (default: a temporary folder)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        data = build_data(work / "glyphs", args.train, args.val)
+        rows = []
+        for name in args.recipes.split(","):
+            rows.append(run_recipe(name, data, work, args.minutes, args.eval_every))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+        if args.peer:
+            from race_peer import run_peer
+
+            rows.append(run_peer(data, work / "peer", args.minutes, SIZE))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    if args.plot:
+        draw(rows, args.plot)
+    print(json.dumps(summary(rows, args)))
+
+
+if __name__ == "__main__":
+    main()
