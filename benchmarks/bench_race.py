@@ -32,11 +32,14 @@ SIZE = 320
 # recipe name -> (config file, its own overrides); every recipe as a user would run it on new data
 RECIPES = {
     "yolo": ("yolo_tiny.yaml", {}),
-    "yolo_anchor": ("yolo_tiny.yaml", {"model.yolo.head": "anchor"}),
+    # the recipe before the race: YOLOv3-style anchor head, SGD
+    "yolo_anchor": ("yolo_tiny.yaml", {"model.yolo.head": "anchor", "train.optimizer": "sgd", "train.lr": 0.01,
+                                       "train.weight_decay": 0.0005}),
     "faster_rcnn": ("faster_rcnn_tiny.yaml", {}),
     "ssd": ("ssd_tiny.yaml", {}),
 }
-SHARED = {"data.input_size": SIZE, "data.num_workers": 0, "train.epochs": 300}
+# glyphs are text: no recipe flips them (a mirrored digit is no digit)
+SHARED = {"data.input_size": SIZE, "data.num_workers": 0, "train.epochs": 300, "data.augment.hflip": 0.0}
 
 
 def build_data(root: Path, train: int, val: int) -> dict[str, Path]:
