@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import torch
 from pycocotools.coco import COCO
 
 from datasets.cli import main as datasets_main
@@ -22,8 +23,11 @@ PACKAGES = ["ultralytics", "torch==2.14.1", "torchvision==0.29.1"]
 SCRIPT = textwrap.dedent("""
     import json, sys, time, torch
     from pathlib import Path
+    import ultralytics.utils.torch_utils as torch_utils
     from ultralytics import YOLO
     data, out, minutes, size, val_images = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    torch_utils.NUM_THREADS = int(sys.argv[6])  # Ultralytics trains on CPU count - 1 threads: give it ours
+    torch.set_num_threads(int(sys.argv[6]))
     model = YOLO("yolo26n.yaml")
     start = time.time()
     model.train(data=data, imgsz=size, epochs=1000, time=minutes / 60, device="cpu", workers=0, pretrained=False,
@@ -79,9 +83,10 @@ def run_peer(data: dict[str, Path], work: Path, minutes: float, size: int) -> di
     python = make_venv(work / "venv")
     data_yaml = yolo_layout(data, work / "yolo")
     (work / "peer.py").write_text(SCRIPT)
-    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "config")}
+    threads = torch.get_num_threads()  # the same threads as every recipe
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "config"), "OMP_NUM_THREADS": str(threads)}
     subprocess.run([str(python), str(work / "peer.py"), str(data_yaml), str(work), str(minutes), str(size),
-                    str(data["val"].parent / "images")], check=True, env=env, cwd=work)
+                    str(data["val"].parent / "images"), str(threads)], check=True, env=env, cwd=work)
     answer = json.loads((work / "peer.json").read_text())
     coco = COCO(str(data["val"]))
     metrics, _ = coco_metrics(coco, results_of(answer["detections"], coco))
