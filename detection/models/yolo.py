@@ -1,5 +1,6 @@
-"""A YOLOv3-style detector: 3 anchors per scale on the neck's maps (PAN by default), objectness, class and
-CIoU/GIoU box losses, targets assigned across scales by anchor shape. Options: `model.yolo`; contract: base.py."""
+"""The `yolo` family. Its anchor head (here, `head: anchor`): YOLOv3-style, 3 anchors per scale on the neck's maps
+(PAN by default), objectness, class and CIoU/GIoU box losses, targets assigned across scales by anchor shape. With
+`head: free`, YOLOv8's anchor-free head (yolo_free.py). Options: `model.yolo`; contract: base.py."""
 from __future__ import annotations
 
 import math
