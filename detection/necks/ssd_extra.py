@@ -21,22 +21,20 @@ def extra_level(cin: int, cout: int) -> nn.Sequential:
 
 
 class ExtraLevels(Backbone):
-    """The backbone's `names` maps as they are, then `extra` levels e1, e2, ... each at twice the last stride."""
+    """The backbone's `names` maps as they are, then `blocks` e1, e2, ... each at twice the last stride, block i
+    putting out `channels[i]` (each block takes the previous map)."""
 
-    def __init__(self, backbone: Backbone, names: list[str], channels: int, extra: int) -> None:
+    def __init__(self, backbone: Backbone, names: list[str], blocks: list[nn.Module], channels: list[int]) -> None:
         super().__init__()
         self.body = backbone
         self.names = list(names)
         shapes = backbone.output_shape()
         self._shapes = {name: shapes[name] for name in names}
-        last = shapes[names[-1]]
-        layers, cin, stride = [], last.channels, last.stride
-        for i in range(extra):
+        stride = shapes[names[-1]].stride
+        for i, cout in enumerate(channels):
             stride *= 2
-            layers.append(extra_level(cin, channels))
-            self._shapes[f"e{i + 1}"] = ShapeSpec(channels, stride)
-            cin = channels
-        self.extra = nn.ModuleList(layers)
+            self._shapes[f"e{i + 1}"] = ShapeSpec(cout, stride)
+        self.extra = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         maps = self.body(x)
@@ -60,4 +58,6 @@ def ssd_extra(backbone: Backbone, features: list[str], channels: int, levels: in
     if total <= len(names):
         raise UserError(f"model.neck_levels={levels}: ssd_extra needs more levels than the {len(names)} "
                         f"chosen maps {names}")
-    return ExtraLevels(backbone, names, channels, total - len(names))
+    cin = backbone.output_shape()[names[-1]].channels
+    blocks = [extra_level(cin if i == 0 else channels, channels) for i in range(total - len(names))]
+    return ExtraLevels(backbone, names, blocks, [channels] * len(blocks))
