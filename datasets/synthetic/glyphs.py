@@ -4,7 +4,6 @@ Harder than the shapes: small rotated strokes, unannotated lines, blobs and non-
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,11 +11,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from datasets.core.coco import categories_from_names, mask_to_annotation, new_coco, save_coco
+from datasets.core.coco import mask_to_annotation
 from datasets.core.errors import UserError
-from datasets.core.images import write_image
+from datasets.synthetic.writer import read_options, write_set
 
 CATEGORY_NAMES = tuple(str(digit) for digit in range(10))
 # each with and without cv2.FONT_ITALIC (OpenCV slants PLAIN, COMPLEX, TRIPLEX and COMPLEX_SMALL by it; the
@@ -341,29 +339,15 @@ def make_glyphs(out_dir: str | os.PathLike, num_images: int, seed: int, **opts) 
 
     Keyword options are the fields of GlyphOptions. Returns the annotations path.
     """
-    try:
-        options = GlyphOptions(**opts)
-    except TypeError as exc:
-        raise UserError(f"unknown glyphs option: {exc}")
-    options.check()
-    if num_images < 1:
-        raise UserError(f"--num-images must be at least 1, got {num_images}")
-    out_dir = Path(out_dir)
-    size = options.image_size
-    images, annotations = [], []
-    for index in tqdm(range(num_images), desc="glyphs", disable=None):
-        image, glyphs = render_image(np.random.default_rng([seed, index]), options)
-        file_name = f"{index:06d}.{options.image_format}"
-        write_image(out_dir / "images" / file_name, image)
-        images.append({"id": index + 1, "file_name": file_name, "width": size, "height": size})
-        for glyph in glyphs:
-            annotations.append({"id": len(annotations) + 1, "image_id": index + 1, "category_id": glyph.label + 1,
-                                "iscrowd": 0, **mask_to_annotation(glyph.full_mask(size))})
-    info = {"description": "synthetic glyphs (python -m datasets glyphs)", "version": "1.0",
-            "seed": seed, "options": dataclasses.asdict(options)}
-    path = out_dir / "annotations.json"
-    save_coco(path, new_coco(images, annotations, categories_from_names(CATEGORY_NAMES), info))
-    return path
+    options = read_options(GlyphOptions, opts, "glyphs")
+    return write_set(out_dir, num_images, seed, options, glyph_objects, "glyphs", "synthetic glyphs", CATEGORY_NAMES)
+
+
+def glyph_objects(rng: np.random.Generator, options: GlyphOptions) -> tuple[np.ndarray, list[dict]]:
+    """One image and its digits' annotation fields."""
+    image, glyphs = render_image(rng, options)
+    return image, [{"category_id": glyph.label + 1, "iscrowd": 0,
+                    **mask_to_annotation(glyph.full_mask(options.image_size))} for glyph in glyphs]
 
 
 def run(args) -> None:

@@ -4,18 +4,16 @@ Deterministic by seed; defaults give the easy, balanced set the training demo le
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from datasets.core.coco import categories_from_names, encode_rle, mask_to_annotation, new_coco, save_coco
+from datasets.core.coco import encode_rle, mask_to_annotation
 from datasets.core.errors import UserError
-from datasets.core.images import write_image
+from datasets.synthetic.writer import read_options, write_set
 
 CATEGORY_NAMES = ("circle", "square", "triangle")
 
@@ -207,31 +205,14 @@ def make_shapes(out_dir: str | os.PathLike, num_images: int, seed: int, **opts) 
 
     Keyword options are the fields of SynthOptions. Returns the annotations path.
     """
-    try:
-        options = SynthOptions(**opts)
-    except TypeError as exc:
-        raise UserError(f"unknown synth option: {exc}")
-    options.check()
-    if num_images < 1:
-        raise UserError(f"--num-images must be at least 1, got {num_images}")
-    out_dir = Path(out_dir)
-    images, annotations = [], []
-    for index in tqdm(range(num_images), desc="synth", disable=None):
-        rng = np.random.default_rng([seed, index])
-        image, shapes = render_image(rng, options)
-        file_name = f"{index:06d}.{options.image_format}"
-        write_image(out_dir / "images" / file_name, image)
-        image_id = index + 1
-        images.append({"id": image_id, "file_name": file_name, "width": options.image_size,
-                       "height": options.image_size})
-        for shape, visible in shapes:
-            ann = {"id": len(annotations) + 1, "image_id": image_id, **shape_annotation(shape, visible)}
-            annotations.append(ann)
-    info = {"description": "synthetic shapes (python -m datasets synth)", "version": "1.0",
-            "seed": seed, "options": dataclasses.asdict(options)}
-    path = out_dir / "annotations.json"
-    save_coco(path, new_coco(images, annotations, categories_from_names(CATEGORY_NAMES), info))
-    return path
+    options = read_options(SynthOptions, opts, "synth")
+    return write_set(out_dir, num_images, seed, options, shape_objects, "synth", "synthetic shapes", CATEGORY_NAMES)
+
+
+def shape_objects(rng: np.random.Generator, options: SynthOptions) -> tuple[np.ndarray, list[dict]]:
+    """One image and its shapes' annotation fields."""
+    image, shapes = render_image(rng, options)
+    return image, [shape_annotation(shape, visible) for shape, visible in shapes]
 
 
 def run(args) -> None:
