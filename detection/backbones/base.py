@@ -113,3 +113,10 @@ def freeze_batchnorm(module: nn.Module, eps: float = 1e-5) -> None:
             setattr(module, name, frozen)
         else:
             freeze_batchnorm(child, eps)
+
+
+def conv_bn_silu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    """Ultralytics' Conv: conv (no bias, 'same' padding) -> BatchNorm (eps 1e-3, momentum 0.03) -> SiLU; the block of
+    csp_tiny, the PAN neck and YOLO's free head."""
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+                         nn.BatchNorm2d(cout, eps=1e-3, momentum=0.03), nn.SiLU(inplace=True))

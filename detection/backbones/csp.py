@@ -9,15 +9,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from detection.backbones.base import (IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, ShapeSpec, freeze_stages,
-                                      load_pretrained)
+from detection.backbones.base import (IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, ShapeSpec, conv_bn_silu,
+                                      freeze_stages, load_pretrained)
 from detection.registry import BACKBONES
-
-
-def conv_bn_silu(cin: int, cout: int, kernel: int = 1, stride: int = 1) -> nn.Sequential:
-    """Ultralytics' Conv: conv (no bias, 'same' padding) -> BatchNorm (eps 1e-3, momentum 0.03) -> SiLU."""
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
-                         nn.BatchNorm2d(cout, eps=1e-3, momentum=0.03), nn.SiLU(inplace=True))
 
 
 class Bottleneck(nn.Module):
@@ -40,9 +34,9 @@ class C2f(nn.Module):
     def __init__(self, cin: int, cout: int, n: int = 1) -> None:
         super().__init__()
         self.hidden = cout // 2
-        self.cv1 = conv_bn_silu(cin, 2 * self.hidden)
+        self.cv1 = conv_bn_silu(cin, 2 * self.hidden, 1)
         self.blocks = nn.ModuleList(Bottleneck(self.hidden) for _ in range(n))
-        self.cv2 = conv_bn_silu((2 + n) * self.hidden, cout)
+        self.cv2 = conv_bn_silu((2 + n) * self.hidden, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pieces = list(self.cv1(x).split(self.hidden, dim=1))
@@ -58,9 +52,9 @@ class SPPF(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int = 5) -> None:
         super().__init__()
         hidden = cin // 2
-        self.cv1 = conv_bn_silu(cin, hidden)
+        self.cv1 = conv_bn_silu(cin, hidden, 1)
         self.pool = nn.MaxPool2d(kernel, 1, kernel // 2)
-        self.cv2 = conv_bn_silu(4 * hidden, cout)
+        self.cv2 = conv_bn_silu(4 * hidden, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pieces = [self.cv1(x)]

@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import complete_box_iou_loss
 
-from detection.backbones.base import Backbone
+from detection.backbones.base import Backbone, conv_bn_silu
 from detection.models.base import DenseOutputs, Detector
 from detection.models.tal import pad_targets, task_aligned_assign
-from detection.necks.pan import conv_bn_silu
 
 
 class Branches(nn.Module):

@@ -10,14 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detection.backbones.base import Backbone, ShapeSpec
+from detection.backbones.base import Backbone, ShapeSpec, conv_bn_silu
 from detection.necks.select import choose_maps, fixed_levels, level_name
 from detection.registry import NECKS
-
-
-def conv_bn_silu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
-                         nn.BatchNorm2d(cout, eps=1e-3, momentum=0.03), nn.SiLU(inplace=True))
 
 
 class PAN(Backbone):
