@@ -74,7 +74,7 @@ def run_recipe(name: str, data: dict[str, Path], out: Path, minutes: float, eval
     trainer = build_trainer(cfg, progress=False)
     metrics = trainer.fit()
     model = trainer.inference_model.cpu().eval()
-    return {"recipe": name, "config": RECIPES[name][0], **{k: v for k, v in RECIPES[name][1].items()},
+    return {"recipe": name, "config": RECIPES[name][0], **RECIPES[name][1],
             "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3), "gflops": gflops(model, SIZE),
             "epochs": trainer.epoch, "train_seconds": round(trainer.seconds, 1),
             "train_images_per_s": round(trainer.step * cfg.train.batch_size / trainer.seconds, 1),
