@@ -27,6 +27,7 @@ from datasets.synthetic.shapes import make_shapes  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.models import build_detector  # noqa: E402
 from detection.tasks import build_trainer  # noqa: E402
+from detection.utils.fuse import prepare_for_inference  # noqa: E402
 
 SIZE = 128  # the synthetic images' size, and the input size of every family here (as in the demo)
 RECIPES = {"faster_rcnn": "demo.yaml", "ssd": "ssd_tiny.yaml", "yolo": "demo_yolo.yaml"}
@@ -58,8 +59,9 @@ def overrides(family: str, data: Path, out: Path, minutes: float) -> list[str]:
 
 @torch.no_grad()
 def inference_ms(model: torch.nn.Module, size: int, batch: int, runs: int = 10) -> float:
-    """Median wall time per image of an eval forward (post-processing included) on random images."""
-    model.eval()
+    """Median wall time per image of an eval forward (post-processing included) on random images, the model run as
+    the Predictor runs it (prepare_for_inference: BatchNorm folded, channels-last; in place)."""
+    prepare_for_inference(model)
     images = torch.rand(batch, 3, size, size)
     model(images)  # warm-up
     times = []

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None, prog: str = "detpipe visualize") -> int:
     from detection.inference.predictor import Predictor
 
     image = read_rgb(args.image)
-    predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, optimize=False)  # its own layers: maps, filters
     pixels = predictor.preprocess(image).to(predictor.device)
     scale = letterbox_scale(image.shape[0], image.shape[1], predictor.input_size)
     visible = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))

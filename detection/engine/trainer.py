@@ -103,6 +103,8 @@ class Trainer:
         self.categories = self.train_set.categories
         self.sampler = build_train_sampler(cfg.data, self.train_set)  # None: the loader shuffles (data.sampler)
         self.model = self.task.build_model(self.train_set, self.val_set, self.device, progress)
+        if cfg.train.channels_last:  # oneDNN's (and tensor cores') own layout: no reorder around each conv
+            self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, cfg)
         self.ema = build_ema(self.model, cfg.train.ema, cfg.train.ema_warmup) if cfg.train.ema > 0 else None
         self.iters_per_epoch = math.ceil(epoch_length(self.train_set, self.sampler) / cfg.train.batch_size)

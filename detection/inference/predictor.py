@@ -14,6 +14,7 @@ from detection.config import PostprocessConfig
 from detection.data.transforms import build_transform, letterbox_scale
 from detection.engine.checkpoint import LoadedModel, load_model
 from detection.inference.detections import to_detections
+from detection.utils.fuse import prepare_for_inference
 from detection.utils.device import resolve_device
 
 
@@ -32,16 +33,19 @@ class Predictor:
         self.transform = build_transform(input_size, train=False)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Predictor":
-        """Rebuild the model from the checkpoint alone; UserError on a bad or missing file."""
-        return cls.from_loaded(load_model(path, resolve_device(device), expect="detector"))
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", optimize: bool = True) -> "Predictor":
+        """Rebuild the model from the checkpoint alone; UserError on a bad or missing file. optimize: run it as
+        `prepare_for_inference` leaves it (BatchNorm folded, channels-last); False keeps the checkpoint's layers."""
+        return cls.from_loaded(load_model(path, resolve_device(device), expect="detector"), optimize)
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel) -> "Predictor":
-        """The Predictor of a detector checkpoint already loaded (load_model(path, expect="detector"))."""
+    def from_loaded(cls, loaded: LoadedModel, optimize: bool = True) -> "Predictor":
+        """The Predictor of a detector checkpoint already loaded (load_model(path, expect="detector")); optimize
+        changes loaded.model in place (see from_checkpoint)."""
         cfg, state = loaded.config, loaded.state
         name = Path(cfg.output_dir).name or Path(loaded.path).stem
-        return cls(loaded.model, loaded.categories, cfg.data.input_size, loaded.device, name=name,
+        model = prepare_for_inference(loaded.model) if optimize else loaded.model.eval()
+        return cls(model, loaded.categories, cfg.data.input_size, loaded.device, name=name,
                    version=f"epoch-{state.get('epoch', 0)}", metrics=state.get("metrics", {}))
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:

@@ -44,12 +44,17 @@ class YOLOOptions:
     free_class_weight: float = 0.5
     dfl_weight: float = 1.5
     end2end: bool = False  # free: also train a one-to-one branch (YOLOv10); inference uses it without NMS
+    box_width: int = 0  # free: channels of the box branch's convs (0: YOLOv8's max(16, C / 4, 4 * reg_max))
+    class_width: int = 0  # free: channels of the class branch's convs (0: YOLOv8's max(C, min(K, 100)))
 
     def check(self, prefix: str) -> None:
         if self.head not in ("anchor", "free"):
             raise UserError(f"config key '{prefix}head': {self.head!r} is not one of anchor, free")
         if self.cls_loss not in ("bce", "vfl"):
             raise UserError(f"config key '{prefix}cls_loss': {self.cls_loss!r} is not one of bce, vfl")
+        if self.box_width < 0 or self.class_width < 0:
+            raise UserError(f"config keys '{prefix}box_width' and '{prefix}class_width' must be 0 (YOLOv8's rule) "
+                            f"or more, got {self.box_width} and {self.class_width}")
         if self.reg_max < 1 or self.tal_topk < 1:
             raise UserError(f"config keys '{prefix}reg_max' and '{prefix}tal_topk' must be at least 1")
         if self.end2end and self.head != "free":

@@ -21,12 +21,14 @@ from detection.models.tal import pad_targets, task_aligned_assign
 
 
 class Branches(nn.Module):
-    """For each map: box branch (two 3x3 convs, 1x1 to 4 * reg_max) and class branch (two 3x3 convs, 1x1 to K)."""
+    """For each map: box branch (two 3x3 convs, 1x1 to 4 * reg_max) and class branch (two 3x3 convs, 1x1 to K).
+    The branches' widths are YOLOv8's unless given (box_width, class_width > 0)."""
 
-    def __init__(self, channels: list[int], strides: list[int], num_classes: int, reg_max: int) -> None:
+    def __init__(self, channels: list[int], strides: list[int], num_classes: int, reg_max: int,
+                 box_width: int = 0, class_width: int = 0) -> None:
         super().__init__()
-        box_width = max(16, channels[0] // 4, reg_max * 4)
-        class_width = max(channels[0], min(num_classes, 100))
+        box_width = box_width or max(16, channels[0] // 4, reg_max * 4)
+        class_width = class_width or max(channels[0], min(num_classes, 100))
         self.box = nn.ModuleList(nn.Sequential(conv_bn_silu(c, box_width), conv_bn_silu(box_width, box_width),
                                                nn.Conv2d(box_width, 4 * reg_max, 1)) for c in channels)
         self.cls = nn.ModuleList(nn.Sequential(conv_bn_silu(c, class_width), conv_bn_silu(class_width, class_width),
@@ -52,7 +54,7 @@ class YOLOFree(Detector):
         self.body, self.options, self.reg_max = body, options, options.reg_max
         self.strides = [spec.stride for spec in shapes.values()]
         channels = [spec.channels for spec in shapes.values()]
-        self.head = Branches(channels, self.strides, num_classes, self.reg_max)
+        self.head = Branches(channels, self.strides, num_classes, self.reg_max, options.box_width, options.class_width)
         self.one_to_one = copy.deepcopy(self.head) if options.end2end else None
         self.register_buffer("bins", torch.arange(self.reg_max, dtype=torch.float32), persistent=False)
         self.set_normalization(mean, std)

@@ -10,7 +10,7 @@ from torch import nn
 from detection.backbones import build_backbone
 from detection.config import config_from_dict
 from detection.models import build_detector
-from detection.utils.fuse import fuse_conv_bn
+from detection.utils.fuse import fuse_conv_bn, prepare_for_inference
 
 
 def trained_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -67,3 +67,22 @@ def test_frozen_batchnorm_is_fused_and_training_mode_refused():
     fuse_conv_bn(block)
     assert isinstance(block[1], nn.Identity)
     torch.testing.assert_close(block(x), want)
+
+
+def test_prepared_free_yolo_gives_the_same_detections():
+    """prepare_for_inference (what the Predictor runs): folded and channels-last, the same answers; and the free
+    head's branch widths follow model.yolo.box_width / class_width."""
+    cfg = config_from_dict({"data": {"input_size": 96}, "model": {
+        "name": "yolo", "backbone": "tiny", "neck": "pan", "features": ["c3", "c4", "c5"], "neck_channels": 48,
+        "yolo": {"head": "free", "box_width": 32, "class_width": 24}}})
+    torch.manual_seed(0)
+    model = trained_statistics(build_detector(cfg.model, num_classes=3, input_size=96))
+    assert [branch[0][0].out_channels for branch in (model.head.box[0], model.head.cls[0])] == [32, 24]
+    prepared = prepare_for_inference(copy.deepcopy(model))
+    assert prepared.head.box[0][0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    images = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        want, got = model(images, score_threshold=0.0), prepared(images, score_threshold=0.0)
+    for a, b in zip(want, got):
+        assert len(a["boxes"]) == len(b["boxes"]) > 0
+        torch.testing.assert_close(b["scores"], a["scores"], rtol=1e-4, atol=1e-4)
