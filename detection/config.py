@@ -46,7 +46,8 @@ class AugmentConfig:
 class DataConfig:
     train: SplitConfig = field(default_factory=SplitConfig)
     val: SplitConfig = field(default_factory=SplitConfig)
-    input_size: int = 320  # images are letterboxed to input_size x input_size
+    input_size: int = 320  # images are letterboxed to input_size x input_size (not for a model that resizes them
+    # itself, Detector.resizes_itself: model.faster_rcnn.min_size / model.ssd.fixed_size)
     num_workers: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     multi_scale: list[float] = field(default_factory=list)  # [low, high]: each batch at a random size in

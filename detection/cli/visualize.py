@@ -86,13 +86,12 @@ def main(argv: list[str] | None = None, prog: str = "detpipe visualize") -> int:
         raise UserError(f"--channels must be at least 1, got {args.channels}")
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
     from datasets.core.images import read_rgb
-    from detection.data.transforms import letterbox_scale
     from detection.inference.predictor import Predictor
 
     image = read_rgb(args.image)
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device, optimize=False)  # its own layers: maps, filters
     pixels = predictor.preprocess(image).to(predictor.device)
-    scale = letterbox_scale(image.shape[0], image.shape[1], predictor.input_size)
+    scale = predictor.scale(image.shape[0], image.shape[1])
     visible = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

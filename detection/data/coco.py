@@ -53,7 +53,8 @@ def load_coco(path: str | Path) -> COCO:
 
 class CocoDetection(Dataset):
     """Items: (image [3, S, S] float 0..1, target) with target boxes [K, 4] xyxy in the letterboxed frame,
-    labels [K] int64 in 1..K_classes, image_id, orig_size (h, w) and scale (letterbox factor).
+    labels [K] int64 in 1..K_classes, image_id, orig_size (h, w) and scale (letterbox factor). With a transform
+    without letterbox (build_transform(letterbox=False)) the image keeps its own size [3, H, W] and scale is 1.
     Crowd annotations are left out of training targets (COCOeval still reads them from the file).
     `cache_images` ("", ram, disk; see detection.data.image_cache) keeps decoded images, in memory or in
     `cache_dir`; the items are the same with or without it."""
@@ -109,7 +110,7 @@ class CocoDetection(Dataset):
             parts = [(image, boxes, labels)] + [self.load(int(i)) for i in others]
             image, boxes, labels = mosaic(parts, max(height, width), np.random)
         out = self.transform(image=image, bboxes=boxes, labels=labels)
-        size = out["image"].shape[0]
+        size = max(out["image"].shape[:2])  # S when letterboxed; else the longest side of its input: scale 1
         tensor = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1))).float().div_(255)
         boxes, labels, proposals = split_off(np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4),
                                              np.asarray(out["labels"], dtype=np.int64).reshape(-1))
@@ -125,7 +126,18 @@ class CocoDetection(Dataset):
         return tensor, target
 
 
-def collate(batch: list) -> tuple[torch.Tensor, list[dict]]:
-    """Stack same-size images into [N, 3, S, S]; keep targets as a list."""
+def collate(batch: list) -> tuple[torch.Tensor | list[torch.Tensor], list[dict]]:
+    """Stack same-size images into [N, 3, S, S] (a list of [3, H, W] when their sizes differ, which only images
+    at their own size do); keep targets as a list."""
     images, targets = zip(*batch)
+    if len({image.shape for image in images}) > 1:
+        return list(images), list(targets)
     return torch.stack(images), list(targets)
+
+
+def images_to(images: torch.Tensor | list[torch.Tensor], device: torch.device,
+              non_blocking: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    """A batch of `collate` (a tensor, or a list of images of different sizes) on `device`."""
+    if isinstance(images, list):
+        return [image.to(device, non_blocking=non_blocking) for image in images]
+    return images.to(device, non_blocking=non_blocking)

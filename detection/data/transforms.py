@@ -1,6 +1,7 @@
 """Albumentations pipelines that keep boxes consistent: letterbox to the model's square input, train augmentation.
 
-Letterbox = scale the longest side to `size`, pad bottom/right; so original = letterboxed / scale.
+Letterbox = scale the longest side to `size`, pad bottom/right; so original = letterboxed / scale. Models that resize
+images themselves (Detector.resizes_itself) get them at their own size: no letterbox, scale 1.
 """
 from __future__ import annotations
 
@@ -33,9 +34,11 @@ def augment_ops(size: int, aug: AugmentConfig) -> list:
     return ops
 
 
-def build_transform(size: int, train: bool, aug: AugmentConfig | None = None, seed: int | None = None) -> A.Compose:
-    """Compose(image, bboxes [x1,y1,x2,y2] absolute, labels) -> same, letterboxed to size x size."""
-    ops = letterbox_ops(size)
+def build_transform(size: int, train: bool, aug: AugmentConfig | None = None, seed: int | None = None,
+                    letterbox: bool = True) -> A.Compose:
+    """Compose(image, bboxes [x1,y1,x2,y2] absolute, labels) -> same, letterboxed to size x size (letterbox False:
+    at the image's own size, only augmented)."""
+    ops = letterbox_ops(size) if letterbox else [A.NoOp()]  # NoOp: the boxes are still checked and clipped
     if train and aug is not None:
         ops += augment_ops(size, aug)
     bbox_params = A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.3,

@@ -25,6 +25,8 @@ Runner = Callable[[list[torch.Tensor]], list[torch.Tensor]]  # the graph's input
 class ExportedDetector:
     """Calls a graph written by detection.export the way the contract calls a Detector (eval mode)."""
 
+    resizes_itself = False  # a graph takes the letterboxed S x S input it was exported for, whatever the model
+
     def __init__(self, meta: ExportMetadata, run: Runner) -> None:
         self.meta = meta
         self.run = run

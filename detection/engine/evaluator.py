@@ -15,6 +15,7 @@ from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
 from detection.config import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
+from detection.data.coco import images_to
 from detection.inference.detections import to_detections
 
 METRIC_NAMES = [
@@ -72,8 +73,11 @@ def predict_loader(model: torch.nn.Module, loader, categories: list[dict], devic
     model.eval()
     results = []
     for images, targets in tqdm(loader, desc="eval", leave=False, disable=None if progress else True):
-        outputs = model(images.to(device), None, given_proposals(targets, device), score_threshold=score_threshold,
-                        max_detections=max_detections)
+        if isinstance(images, list):  # images at their own sizes (a model that resizes itself)
+            outputs = model.detect_by_size(images_to(images, device), score_threshold, max_detections)
+        else:
+            outputs = model(images.to(device), None, given_proposals(targets, device),
+                            score_threshold=score_threshold, max_detections=max_detections)
         for output, target in zip(outputs, targets):
             for det in to_detections(output, target["scale"], target["orig_size"], categories):
                 results.append({"image_id": target["image_id"], "bbox": det["bbox"],

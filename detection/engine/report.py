@@ -78,10 +78,12 @@ def evaluate_checkpoint(loaded: LoadedModel, annotations: str, images: str, *, b
                         progress: bool = True, slicing: SliceOptions | None = None) -> Evaluation:
     """A detector checkpoint (load_model(path, expect="detector")) on a COCO split, run at evaluation's own
     post-processing values; with `plots`, the pictures go there. UserError when the split's categories differ.
-    Whole images are letterboxed through a DataLoader; with `slicing`, each original image is read and cut into
-    windows through a Predictor instead (detection.inference.slicing), `slicing.batch` windows at a time."""
+    Whole images are letterboxed through a DataLoader (kept at their own size for a model that resizes them itself,
+    as the trainer validates it); with `slicing`, each original image is read and cut into windows through a
+    Predictor instead (detection.inference.slicing), `slicing.batch` windows at a time."""
     cfg = loaded.config
-    dataset = CocoDetection(annotations, images, build_transform(cfg.data.input_size, train=False))
+    transform = build_transform(cfg.data.input_size, train=False, letterbox=not loaded.model.resizes_itself)
+    dataset = CocoDetection(annotations, images, transform)
     if [c["id"] for c in dataset.categories] != [c["id"] for c in loaded.categories]:
         raise UserError(f"{annotations}: categories {[c['name'] for c in dataset.categories]} differ from "
                         f"the checkpoint's {[c['name'] for c in loaded.categories]}")

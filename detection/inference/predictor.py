@@ -2,6 +2,7 @@
 
 Images of any size are letterboxed, run as one batch, and answered in COCO [x, y, w, h] original pixels; a call's
 score threshold and max detections are the model's post-processing for that call (the checkpoint's: the defaults).
+A model that resizes images itself (Detector.resizes_itself: torchvision's imports) gets each at its own size.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class Predictor:
         self.name = name
         self.version = version
         self.metrics = metrics or {}
-        self.transform = build_transform(input_size, train=False)
+        self.transform = build_transform(input_size, train=False, letterbox=not model.resizes_itself)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", optimize: bool = True) -> "Predictor":
@@ -49,9 +50,13 @@ class Predictor:
                    version=f"epoch-{state.get('epoch', 0)}", metrics=state.get("metrics", {}))
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """RGB uint8 [H, W, 3] -> letterboxed float [3, S, S] in 0..1."""
+        """RGB uint8 [H, W, 3] -> letterboxed float [3, S, S] in 0..1 (a model that resizes itself: [3, H, W])."""
         out = self.transform(image=image, bboxes=np.zeros((0, 4), np.float32), labels=[])["image"]
         return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).float().div_(255)
+
+    def scale(self, height: int, width: int) -> float:
+        """The factor `preprocess` applies to an image of height x width: the letterbox's, or 1."""
+        return 1.0 if self.model.resizes_itself else letterbox_scale(height, width, self.input_size)
 
     @property
     def postprocess_options(self) -> PostprocessConfig:
@@ -68,11 +73,13 @@ class Predictor:
         the checkpoint's own (model.postprocess), which applies where they are None."""
         if not images:
             return []
-        batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
-        outputs = self.model(batch, score_threshold=score_threshold, max_detections=max_detections)
+        call = {"score_threshold": score_threshold, "max_detections": max_detections}
+        if self.model.resizes_itself:
+            outputs = self.model.detect_by_size([self.preprocess(image).to(self.device) for image in images], **call)
+        else:
+            outputs = self.model(torch.stack([self.preprocess(image) for image in images]).to(self.device), **call)
         answers = []
         for image, output in zip(images, outputs):
             height, width = image.shape[:2]
-            scale = letterbox_scale(height, width, self.input_size)
-            answers.append(to_detections(output, scale, (height, width), self.categories))
+            answers.append(to_detections(output, self.scale(height, width), (height, width), self.categories))
         return answers

@@ -31,15 +31,17 @@ class Detector(nn.Module):
     forward(images, targets=None, proposals=None, *, score_threshold=None, max_detections=None)
       images:    [N, 3, S, S] float in 0..1, letterboxed to `input_size` S (training with
                  data.multi_scale feeds other multiples of 32); not normalised (the family normalises
-                 with its backbone's declared mean and std).
+                 with its backbone's declared mean and std). A family that `resizes_itself` takes [N, 3, H, W]
+                 at the images' own size, and in train mode also a list of N [3, H, W] of different sizes.
       targets:   train mode only, and required there: N dicts {"boxes": [K, 4] float absolute
-                 [x1, y1, x2, y2] in the S x S frame, "labels": [K] int64 in 1..num_classes}; K may be 0.
+                 [x1, y1, x2, y2] in the S x S frame (the image's own), "labels": [K] int64 in 1..num_classes};
+                 K may be 0.
       proposals: families with `takes_proposals` only: N tensors [P, 4], xyxy in the S x S frame; None: the
                  family proposes from the images itself with its `proposal_input` (whose `cfg`, a
                  ProposalConfig, tells the data path how to make proposals for training).
     train mode -> dict[str, Tensor] of scalar losses; training minimises their sum.
-    eval mode  -> N dicts {"boxes": [D, 4] float xyxy in the S x S frame, "scores": [D] float in 0..1,
-                  "labels": [D] int64 in 1..num_classes}, best score first, after `postprocess`
+    eval mode  -> N dicts {"boxes": [D, 4] float xyxy in the S x S frame (the image's own), "scores": [D]
+                  float in 0..1, "labels": [D] int64 in 1..num_classes}, best score first, after `postprocess`
                   (score threshold, NMS, max detections). Label 0, background, is never emitted.
     score_threshold, max_detections: eval mode, this call's post-processing values, higher or lower than the
                   model's own (`postprocess_options`, model.postprocess), which apply where a call gives None.
@@ -53,6 +55,27 @@ class Detector(nn.Module):
         self.num_classes = num_classes
         self.input_size = input_size
         self.postprocess_options = postprocess
+
+    @property
+    def resizes_itself(self) -> bool:
+        """Whether the family resizes each image itself (torchvision's transforms), so that the data path, the
+        predictor and evaluation give it images at their own size, without letterbox. False: S x S letterboxed."""
+        return False
+
+    def detect_by_size(self, images: list[torch.Tensor], score_threshold: float | None = None,
+                       max_detections: int | None = None) -> list[dict]:
+        """Eval mode, images [3, H, W] of any sizes (a family that `resizes_itself`): those of one size run as one
+        batch; their detections in the order given."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            groups.setdefault(tuple(image.shape), []).append(index)
+        outputs: list[dict] = [{}] * len(images)
+        for indices in groups.values():
+            batch = torch.stack([images[i] for i in indices])
+            found = self(batch, score_threshold=score_threshold, max_detections=max_detections)
+            for index, output in zip(indices, found):
+                outputs[index] = output
+        return outputs
 
     def set_normalization(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         """The backbone's declared input normalisation, kept as buffers (not saved) for `normalize`."""

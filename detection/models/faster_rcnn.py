@@ -83,6 +83,11 @@ class FasterRCNN(Detector):
         # attribute name `model` and these parts keep the weight names of format-1 checkpoints
         self.model = GeneralizedRCNN(body, region_proposals(channels, len(shapes), opts), roi_heads, transform)
 
+    @property
+    def resizes_itself(self) -> bool:
+        """With min_size / max_size: torchvision's resize, so images come at their own size."""
+        return self.resize
+
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None, *,
                 score_threshold: float | None = None, max_detections: int | None = None):
         if self.training:

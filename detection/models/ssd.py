@@ -98,8 +98,9 @@ class SSDOptions:
 class SSD(Detector):
     """Single-shot detector over every map of `body`; default boxes from `options`, softmax over K + 1 classes.
 
-    With options.fixed_size F (torchvision's SSD) the images [N, 3, H, W] may have any size: normalised, stretched
-    to F x F, detected there (NMS included), and the boxes scaled back to the H x W frame.
+    With options.fixed_size F (torchvision's SSD) the images [N, 3, H, W] may have any size (in training also a list
+    of [3, H, W] of different sizes): normalised, stretched to F x F, detected there (NMS included), and the boxes
+    scaled back to the H x W frame.
     """
 
     def __init__(self, body: Backbone, num_classes: int, *, input_size: int, mean: tuple, std: tuple,
@@ -123,11 +124,16 @@ class SSD(Detector):
             self.head = SSDHead(channels, per_cell, num_classes + 1)
         self.set_normalization(tuple(options.image_mean) or mean, tuple(options.image_std) or std)
 
+    @property
+    def resizes_itself(self) -> bool:
+        """With fixed_size: torchvision's stretch, so images come at their own size."""
+        return self.options.fixed_size > 0
+
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None, proposals=None, *,
                 score_threshold: float | None = None, max_detections: int | None = None):
         if self.training:
             if self.options.fixed_size:
-                targets = stretched_targets(targets, images.shape[-2:], self.frame)
+                targets = stretched_targets(targets, [image.shape[-2:] for image in images], self.frame)
             return self.loss(*self.head_outputs(images), targets)
         opts = self.call_options(score_threshold, max_detections)
         return self.detect_dense(self.dense_outputs(images), opts)
@@ -135,9 +141,7 @@ class SSD(Detector):
     def head_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Box deltas [N, A, 4], class logits [N, A, K + 1] and the default boxes [A, 4] they refer to (in the
         fixed_size frame when set)."""
-        batch = self.normalize(images)
-        if self.options.fixed_size:  # torchvision's order: normalise, then resize
-            batch = F.interpolate(batch, size=(self.frame, self.frame), mode="bilinear", align_corners=False)
+        batch = self.framed(images)
         maps = list(self.body(batch).values())
         out = self.head(maps)
         if self.default_box_generator is not None:
@@ -145,7 +149,17 @@ class SSD(Detector):
             anchors = self.default_box_generator(frame, maps)[0]
         else:
             anchors = torch.cat(grid_anchors(self.box_sizes, self.strides, [m.shape[-2:] for m in maps]))
-        return out["bbox_regression"], out["cls_logits"], anchors.to(images.device)
+        return out["bbox_regression"], out["cls_logits"], anchors.to(batch.device)
+
+    def framed(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Images normalised, and with fixed_size stretched to F x F (torchvision's order: normalise, then resize;
+        a list of images of different sizes one by one) -> the batch the body sees."""
+        if isinstance(images, list):
+            return torch.cat([self.framed(image[None]) for image in images])
+        batch = self.normalize(images)
+        if self.options.fixed_size:
+            batch = F.interpolate(batch, size=(self.frame, self.frame), mode="bilinear", align_corners=False)
+        return batch
 
     def dense_outputs(self, images: torch.Tensor) -> DenseOutputs:
         """Decoded boxes clipped to the frame (then scaled back to the images' with fixed_size) and class scores (no
@@ -178,13 +192,18 @@ class SSD(Detector):
         return {"loss_box_reg": sum(box_losses) / scale, "loss_classifier": sum(cls_losses) / scale}
 
 
-def stretched_targets(targets: list[dict], size: torch.Size, frame: int) -> list[dict]:
-    """Targets of images of `size` (H, W) -> of those images stretched to frame x frame."""
+def stretched_targets(targets: list[dict], sizes: list[torch.Size], frame: int) -> list[dict]:
+    """Targets of images of `sizes` (H, W each) -> of those images stretched to frame x frame."""
+    return [stretched_target(t, size, frame) for t, size in zip(targets, sizes)]
+
+
+def stretched_target(target: dict, size: torch.Size, frame: int) -> dict:
+    """One image's target, its image of `size` (H, W) stretched to frame x frame."""
     height, width = int(size[0]), int(size[1])
     if (height, width) == (frame, frame):
-        return targets
+        return target
     scale = torch.tensor([frame / width, frame / height, frame / width, frame / height])
-    return [{**t, "boxes": t["boxes"] * scale.to(t["boxes"])} for t in targets]
+    return {**target, "boxes": target["boxes"] * scale.to(target["boxes"])}
 
 
 def back_to_input(images: torch.Tensor, frame: int) -> torch.Tensor:

@@ -184,7 +184,7 @@ def test_ssd300_import_gives_torchvision_detections(torch_home, tmp_path, capsys
     with torch.no_grad():
         compare(theirs(list(images)), loaded.model(images), SSD300)
     pixels = (pictures(1, 300, 300, 3)[0].permute(1, 2, 0) * 255).round().to(torch.uint8)
-    with torch.no_grad():  # the predictor letterboxes a 300 px image to itself: torchvision's input
+    with torch.no_grad():  # the predictor gives the model the photo at its own size, as torchvision is given it
         expected = theirs([pixels.permute(2, 0, 1).float() / 255])[0]
     answer = Predictor.from_checkpoint(out, device="cpu").predict([pixels.numpy()])[0]
     assert len(answer) == len(expected["boxes"]) >= 10
