@@ -58,9 +58,10 @@ def overrides(family: str, data: Path, out: Path, minutes: float) -> list[str]:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def inference_ms(model: torch.nn.Module, size: int, batch: int, runs: int = 10) -> float:
     """Median wall time per image of an eval forward (post-processing included) on random images, the model run as
-    the Predictor runs it (prepare_for_inference: BatchNorm folded, channels-last; in place)."""
+    the Predictor runs it (no autograd, prepare_for_inference: BatchNorm folded, channels-last; in place)."""
     prepare_for_inference(model)
     images = torch.rand(batch, 3, size, size)
     model(images)  # warm-up

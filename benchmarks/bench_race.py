@@ -3,7 +3,8 @@
 Makes `detpipe data glyphs` train and val splits (320 px, ten digit classes in many fonts on clutter), trains each
 recipe for the same minutes of this machine (as many epochs as fit, the schedule fitted to the budget; evaluation
 time is not counted) and reports per recipe: bbox_mAP / mAP_50 on val (eval's 0.001 / 300), the mAP curve against
-training seconds, inference ms/image at batch 1 and 8 (post-processing included), parameters and GFLOPs at 320 px.
+training seconds, inference ms/image at batch 1 and 8 (post-processing included; every trained model timed in turns
+at the end, as the Predictor runs it), parameters and GFLOPs at 320 px.
 `--peer` adds Ultralytics YOLO26n from scratch on the same data and budget, installed in a throwaway virtualenv (it
 needs the non-headless OpenCV) and scored by the same pycocotools evaluation. `--plot F.png` draws the curves.
 Run it alone: two torch processes on 2 cores slow each other many times over.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,9 @@ RECIPES = {
     # the recipe before the race: YOLOv3-style anchor head, SGD
     "yolo_anchor": ("yolo_tiny.yaml", {"model.yolo.head": "anchor", "train.optimizer": "sgd", "train.lr": 0.01,
                                        "train.weight_decay": 0.0005}),
+    # the race's first free-head recipe: YOLOv8's branch widths, a 64-channel neck, lr 0.002
+    "yolo_wide": ("yolo_tiny.yaml", {"model.neck_channels": 64, "model.yolo.box_width": 0,
+                                     "model.yolo.class_width": 0, "train.lr": 0.002}),
     "faster_rcnn": ("faster_rcnn_tiny.yaml", {}),
     "ssd": ("ssd_tiny.yaml", {}),
 }
@@ -69,7 +74,9 @@ def curve(metrics_file: Path) -> list[list[float]]:
     return points
 
 
-def run_recipe(name: str, data: dict[str, Path], out: Path, minutes: float, eval_every: int) -> dict:
+def run_recipe(name: str, data: dict[str, Path], out: Path, minutes: float,
+               eval_every: int) -> tuple[dict, torch.nn.Module]:
+    """Train one recipe for the budget: its row (without inference times) and its trained model."""
     cfg = load_config(ROOT / "configs" / RECIPES[name][0], overrides(name, data, out, minutes, eval_every))
     trainer = build_trainer(cfg, progress=False)
     metrics = trainer.fit()
@@ -78,12 +85,27 @@ def run_recipe(name: str, data: dict[str, Path], out: Path, minutes: float, eval
             "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3), "gflops": gflops(model, SIZE),
             "epochs": trainer.epoch, "train_seconds": round(trainer.seconds, 1),
             "train_images_per_s": round(trainer.step * cfg.train.batch_size / trainer.seconds, 1),
-            "infer_ms_b1": inference_ms(model, SIZE, 1), "infer_ms_b8": inference_ms(model, SIZE, 8),
             "bbox_mAP": round(metrics.get("bbox_mAP", 0.0), 4), "bbox_mAP_50": round(metrics.get("bbox_mAP_50", 0.0), 4),
-            "curve": curve(out / name / "metrics.jsonl")}
+            "curve": curve(out / name / "metrics.jsonl")}, model
 
 
-def draw(rows: list[dict], path: Path) -> None:
+def timed_in_turns(rows: list[dict], models: list[torch.nn.Module], rounds: int = 5) -> None:
+    """Each trained model's inference ms/image at batch 1 and 8 into its row, measured in turns (every model once
+    a round, the median over rounds), so that the machine's drift falls on every recipe alike."""
+    times = [([], []) for _ in models]
+    for _ in range(rounds):
+        for (b1, b8), model in zip(times, models):
+            b1.append(inference_ms(model, SIZE, 1))
+            b8.append(inference_ms(model, SIZE, 8, runs=3))
+    for row, (b1, b8) in zip(rows, times):
+        row["infer_ms_b1"], row["infer_ms_b8"] = statistics.median(b1), statistics.median(b8)
+
+
+def label(row: dict) -> str:
+    return f"{row['recipe']} ({row['infer_ms_b1']} ms/img)" if "infer_ms_b1" in row else row["recipe"]
+
+
+def draw(rows: list[dict], path: Path, title: str = f"glyphs {SIZE} px: mAP against training time") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,13 +115,13 @@ def draw(rows: list[dict], path: Path) -> None:
     for row in rows:
         if row.get("curve"):
             seconds, maps = zip(*row["curve"])
-            ax.plot(seconds, maps, marker="o", label=f"{row['recipe']} ({row['infer_ms_b1']} ms/img)")
+            ax.plot(seconds, maps, marker="o", label=label(row))
         elif "bbox_mAP" in row:  # the peer: its final evaluation only
             ax.plot([row["train_seconds"]], [row["bbox_mAP"]], marker="*", markersize=12, linestyle="none",
-                    label=f"{row['recipe']} ({row['infer_ms_b1']} ms/img)")
+                    label=label(row))
     ax.set_xlabel(f"training seconds ({torch.get_num_threads()} threads, alone)")
     ax.set_ylabel("bbox mAP (val, COCO)")
-    ax.set_title(f"glyphs {SIZE} px: mAP against training time")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -131,10 +153,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         data = build_data(work / "glyphs", args.train, args.val)
-        rows = []
+        rows, models = [], []
         for name in args.recipes.split(","):
-            rows.append(run_recipe(name, data, work, args.minutes, args.eval_every))
-            print(json.dumps(rows[-1]), file=sys.stderr)
+            row, model = run_recipe(name, data, work, args.minutes, args.eval_every)
+            rows.append(row)
+            models.append(model)
+            print(json.dumps(row), file=sys.stderr)
+        timed_in_turns(rows, models)
         if args.peer:
             from race_peer import run_peer
 

@@ -24,6 +24,7 @@ from detection.engine.per_class import per_class_ap, per_class_table, precision_
 from detection.inference.predictor import Predictor
 from detection.inference.slice_options import SliceOptions
 from detection.inference.slicing import predict_sliced
+from detection.weights.remap import match_by_name
 
 GALLERY_IMAGES = 6
 PICTURES = ("pr_curves.png", "confusion_matrix.png", "val_predictions.jpg")
@@ -77,16 +78,15 @@ def evaluate_checkpoint(loaded: LoadedModel, annotations: str, images: str, *, b
                         plots: str | Path | None = None, confusion_score: float = SCORE_THRESHOLD,
                         progress: bool = True, slicing: SliceOptions | None = None) -> Evaluation:
     """A detector checkpoint (load_model(path, expect="detector")) on a COCO split, run at evaluation's own
-    post-processing values; with `plots`, the pictures go there. UserError when the split's categories differ.
+    post-processing values; with `plots`, the pictures go there. A checkpoint of more classes than the split (a COCO
+    import) is scored on the split's classes, matched by name (split_ids).
     Whole images are letterboxed through a DataLoader (kept at their own size for a model that resizes them itself,
     as the trainer validates it); with `slicing`, each original image is read and cut into windows through a
     Predictor instead (detection.inference.slicing), `slicing.batch` windows at a time."""
     cfg = loaded.config
     transform = build_transform(cfg.data.input_size, train=False, letterbox=not loaded.model.resizes_itself)
     dataset = CocoDetection(annotations, images, transform)
-    if [c["id"] for c in dataset.categories] != [c["id"] for c in loaded.categories]:
-        raise UserError(f"{annotations}: categories {[c['name'] for c in dataset.categories]} differ from "
-                        f"the checkpoint's {[c['name'] for c in loaded.categories]}")
+    ids = split_ids(loaded.categories, dataset.categories, annotations)
     if slicing is not None and slicing.size:
         results = predict_split_sliced(Predictor.from_loaded(loaded), dataset, slicing, score_threshold,
                                        max_detections, progress)
@@ -94,7 +94,26 @@ def evaluate_checkpoint(loaded: LoadedModel, annotations: str, images: str, *, b
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
         results = predict_loader(loaded.model, loader, loaded.categories, loaded.device, progress=progress,
                                  score_threshold=score_threshold, max_detections=max_detections)
+    results = [{**r, "category_id": ids[r["category_id"]]} for r in results if ids[r["category_id"]] is not None]
     return evaluate_results(dataset.coco, results, images, plots, confusion_score)
+
+
+def split_ids(ours: list[dict], split: list[dict], annotations: str) -> dict[int, int | None]:
+    """The checkpoint's category ids -> the split's ids of the same categories: the same ids when the split has the
+    checkpoint's categories; else matched by name (case and spaces ignored), for a checkpoint of more classes than
+    the split (a COCO import on a split of some of COCO's): its other classes (None) are left out of the results.
+    UserError when the split has a class the checkpoint does not know."""
+    if [c["id"] for c in split] == [c["id"] for c in ours]:
+        return {c["id"]: c["id"] for c in ours}
+    positions = match_by_name(ours, split)
+    missing = [c["name"] for c, at in zip(split, positions) if at is None]
+    if missing:
+        raise UserError(f"{annotations}: categories {missing} are not the checkpoint's "
+                        f"({', '.join(c['name'] for c in ours)}); to fine-tune onto them: detpipe weights import "
+                        f"CHECKPOINT --categories {annotations} --out NEW.pt")
+    ids: dict[int, int | None] = {c["id"]: None for c in ours}
+    ids.update({ours[at]["id"]: c["id"] for c, at in zip(split, positions)})
+    return ids
 
 
 def predict_split_sliced(predictor: Predictor, dataset: CocoDetection, slicing: SliceOptions, score_threshold: float,

@@ -167,3 +167,25 @@ def test_collate_gives_a_list_only_when_sizes_differ():
     assert isinstance(images, torch.Tensor) and images.shape == (2, 3, 8, 8)
     images, targets = collate([(square, {"a": 1}), (wide, {"a": 2})])
     assert isinstance(images, list) and [i.shape[-1] for i in images] == [8, 12] and targets == [{"a": 1}, {"a": 2}]
+
+
+def test_eval_of_a_coco_import_on_a_split_of_some_of_its_classes(torch_home, tmp_path):
+    """No remap needed: the split's classes are matched by name (its own ids, other case), the import's other
+    classes left out; a class the import lacks is one error naming it and the remap command."""
+    checkpoint, _ = imported(MNV3_320, tmp_path)
+    data = tiny_coco(tmp_path / "coco", Predictor.from_checkpoint(checkpoint, device="cpu"))
+    file = data / "annotations.json"
+    coco = json.loads(file.read_text())
+    new_id = {old: i + 1 for i, old in enumerate(sorted({a["category_id"] for a in coco["annotations"]}))}
+    assert 1 <= len(new_id) < 80
+    coco["categories"] = [{"id": new_id[c["id"]], "name": c["name"].upper()} for c in coco["categories"]
+                          if c["id"] in new_id]
+    for annotation in coco["annotations"]:
+        annotation["category_id"] = new_id[annotation["category_id"]]
+    file.write_text(json.dumps(coco))
+    found = evaluate_checkpoint(load_model(checkpoint, "cpu"), str(file), str(data / "images"), progress=False)
+    assert found.metrics["bbox_mAP"] == pytest.approx(1.0)
+    coco["categories"].append({"id": 99, "name": "tree"})
+    file.write_text(json.dumps(coco))
+    with pytest.raises(UserError, match=r"\['tree'\] are not the checkpoint's.*weights import CHECKPOINT"):
+        evaluate_checkpoint(load_model(checkpoint, "cpu"), str(file), str(data / "images"), progress=False)
