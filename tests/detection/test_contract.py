@@ -160,10 +160,12 @@ def test_round_trip_through_checkpoint_and_predictor(trained, tmp_path):
     for answer, output in zip(answers, outputs):
         expected = to_detections(output, 1.0, (SIZE, SIZE), CATEGORIES, 0.0, MAX_DETECTIONS)
         assert len(answer) == len(expected)
-        for got, want in zip(answer, expected):
-            assert got["category_id"] == want["category_id"] and got["category"] == want["category"]
-            assert got["score"] == pytest.approx(want["score"], abs=1e-4)
-            assert got["bbox"] == pytest.approx(want["bbox"], abs=1e-2)
+        for got in answer:  # the predictor's model has BatchNorm folded: near-equal scores may swap places
+            same = [want for want in expected if want["category_id"] == got["category_id"]
+                    and got["category"] == want["category"] and abs(got["score"] - want["score"]) <= 1e-4
+                    and got["bbox"] == pytest.approx(want["bbox"], abs=1e-2)]
+            assert same, got
+            expected.remove(same[0])
 
 
 def own_postprocess_checkpoint(cfg, model, path, score_threshold: float, max_detections: int):

@@ -153,16 +153,25 @@ def test_eval_cli_missing_checkpoint(tmp_path, capsys, shapes_dir):
 
 
 def test_eval_cli_other_categories(tmp_path, capsys, tiny_checkpoint, shapes_dir):
+    """A split of some of the checkpoint's classes is scored on those (matched by name); a class the checkpoint
+    does not know is one error line."""
     data = json.loads((shapes_dir / "annotations.json").read_text())
     data["categories"] = data["categories"][:2]
     data["annotations"] = [a for a in data["annotations"] if a["category_id"] in (1, 2)]
     path = tmp_path / "two.json"
     path.write_text(json.dumps(data))
     out = tmp_path / "metrics.json"
-    code = eval_main(["--checkpoint", str(tiny_checkpoint), "--annotations", str(path),
-                      "--images", str(shapes_dir / "images"), "--out", str(out), "--device", "cpu"])
-    assert code == 1
-    assert_one_error_line(capsys, "two.json", "categories")
+    args = ["--checkpoint", str(tiny_checkpoint), "--annotations", str(path), "--images", str(shapes_dir / "images"),
+            "--out", str(out), "--device", "cpu"]
+    assert eval_main(args) == 0
+    assert [row["category"] for row in json.loads(out.read_text())["per_class"]] == [c["name"] for c in
+                                                                                        data["categories"]]
+    out.unlink()
+    capsys.readouterr()
+    data["categories"][1]["name"] = "hexagon"
+    path.write_text(json.dumps(data))
+    assert eval_main(args) == 1
+    assert_one_error_line(capsys, "two.json", "['hexagon'] are not the checkpoint's")
     assert not out.exists()
 
 
