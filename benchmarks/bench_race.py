@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=200)
     parser.add_argument("--recipes", default="yolo,faster_rcnn,ssd", help=f"comma-separated, of {sorted(RECIPES)}")
     parser.add_argument("--eval-every", type=int, default=2, help="epochs between the curve's points")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds of the inference timing in turns")
     parser.add_argument("--peer", action="store_true", help="add Ultralytics YOLO26n (installs it in a temp venv)")
     parser.add_argument("--plot", type=Path, help="PNG of mAP against training seconds")
     parser.add_argument("--work", type=Path, help="keep data and runs here (default: a temporary folder)")
@@ -159,7 +160,7 @@ def main() -> None:
             rows.append(row)
             models.append(model)
             print(json.dumps(row), file=sys.stderr)
-        timed_in_turns(rows, models)
+        timed_in_turns(rows, models, args.rounds)
         if args.peer:
             from race_peer import run_peer
 

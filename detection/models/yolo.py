@@ -46,6 +46,7 @@ class YOLOOptions:
     end2end: bool = False  # free: also train a one-to-one branch (YOLOv10); inference uses it without NMS
     box_width: int = 0  # free: channels of the box branch's convs (0: YOLOv8's max(16, C / 4, 4 * reg_max))
     class_width: int = 0  # free: channels of the class branch's convs (0: YOLOv8's max(C, min(K, 100)))
+    branch_depth: int = 2  # free: 3x3 convs in each branch before its 1x1 output conv (YOLOv8: 2)
 
     def check(self, prefix: str) -> None:
         if self.head not in ("anchor", "free"):
@@ -55,8 +56,9 @@ class YOLOOptions:
         if self.box_width < 0 or self.class_width < 0:
             raise UserError(f"config keys '{prefix}box_width' and '{prefix}class_width' must be 0 (YOLOv8's rule) "
                             f"or more, got {self.box_width} and {self.class_width}")
-        if self.reg_max < 1 or self.tal_topk < 1:
-            raise UserError(f"config keys '{prefix}reg_max' and '{prefix}tal_topk' must be at least 1")
+        if self.reg_max < 1 or self.tal_topk < 1 or self.branch_depth < 1:
+            raise UserError(f"config keys '{prefix}reg_max', '{prefix}tal_topk' and '{prefix}branch_depth' must be "
+                            f"at least 1, got {self.reg_max}, {self.tal_topk} and {self.branch_depth}")
         if self.end2end and self.head != "free":
             raise UserError(f"config key '{prefix}end2end' needs '{prefix}head: free'")
         for i, level in enumerate(self.anchors):

@@ -21,18 +21,16 @@ from detection.models.tal import pad_targets, task_aligned_assign
 
 
 class Branches(nn.Module):
-    """For each map: box branch (two 3x3 convs, 1x1 to 4 * reg_max) and class branch (two 3x3 convs, 1x1 to K).
-    The branches' widths are YOLOv8's unless given (box_width, class_width > 0)."""
+    """For each map: box branch (`depth` 3x3 convs, 1x1 to 4 * reg_max) and class branch (`depth` 3x3 convs, 1x1
+    to K); YOLOv8's depth is 2. The branches' widths are YOLOv8's unless given (box_width, class_width > 0)."""
 
     def __init__(self, channels: list[int], strides: list[int], num_classes: int, reg_max: int,
-                 box_width: int = 0, class_width: int = 0) -> None:
+                 box_width: int = 0, class_width: int = 0, depth: int = 2) -> None:
         super().__init__()
         box_width = box_width or max(16, channels[0] // 4, reg_max * 4)
         class_width = class_width or max(channels[0], min(num_classes, 100))
-        self.box = nn.ModuleList(nn.Sequential(conv_bn_silu(c, box_width), conv_bn_silu(box_width, box_width),
-                                               nn.Conv2d(box_width, 4 * reg_max, 1)) for c in channels)
-        self.cls = nn.ModuleList(nn.Sequential(conv_bn_silu(c, class_width), conv_bn_silu(class_width, class_width),
-                                               nn.Conv2d(class_width, num_classes, 1)) for c in channels)
+        self.box = nn.ModuleList(branch(c, box_width, 4 * reg_max, depth) for c in channels)
+        self.cls = nn.ModuleList(branch(c, class_width, num_classes, depth) for c in channels)
         for box, cls, stride in zip(self.box, self.cls, strides):
             nn.init.constant_(box[-1].bias, 1.0)
             nn.init.constant_(cls[-1].bias, math.log(5 / num_classes / (640 / stride) ** 2))  # YOLOv8's prior
@@ -42,6 +40,12 @@ class Branches(nn.Module):
         box = torch.cat([head(m).flatten(2) for head, m in zip(self.box, maps)], 2).transpose(1, 2)
         cls = torch.cat([head(m).flatten(2) for head, m in zip(self.cls, maps)], 2).transpose(1, 2)
         return box, cls
+
+
+def branch(channels: int, width: int, outputs: int, depth: int) -> nn.Sequential:
+    """`depth` 3x3 conv-BN-SiLU blocks of `width` channels, then a 1x1 conv to `outputs`."""
+    blocks = [conv_bn_silu(channels if i == 0 else width, width) for i in range(depth)]
+    return nn.Sequential(*blocks, nn.Conv2d(width, outputs, 1))
 
 
 class YOLOFree(Detector):
@@ -54,7 +58,8 @@ class YOLOFree(Detector):
         self.body, self.options, self.reg_max = body, options, options.reg_max
         self.strides = [spec.stride for spec in shapes.values()]
         channels = [spec.channels for spec in shapes.values()]
-        self.head = Branches(channels, self.strides, num_classes, self.reg_max, options.box_width, options.class_width)
+        self.head = Branches(channels, self.strides, num_classes, self.reg_max, options.box_width, options.class_width,
+                             options.branch_depth)
         self.one_to_one = copy.deepcopy(self.head) if options.end2end else None
         self.register_buffer("bins", torch.arange(self.reg_max, dtype=torch.float32), persistent=False)
         self.set_normalization(mean, std)

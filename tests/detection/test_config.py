@@ -124,6 +124,13 @@ def test_bad_value_error_names_the_key(override, key):
     assert repr(key) in str(info.value)
 
 
+@pytest.mark.parametrize("key", ["branch_depth", "reg_max", "tal_topk"])
+def test_free_yolo_counts_below_one_are_refused_by_name(key):
+    with pytest.raises(UserError) as info:
+        load_config(ROOT / "configs" / "yolo_tiny.yaml", [f"model.yolo.{key}=0"])
+    assert f"'model.yolo.{key}'" in str(info.value)
+
+
 def test_family_options_are_read_from_their_section_and_saved_there(tmp_path):
     from detection.models.faster_rcnn import FasterRCNNOptions
 

@@ -69,15 +69,17 @@ def test_frozen_batchnorm_is_fused_and_training_mode_refused():
     torch.testing.assert_close(block(x), want)
 
 
-def test_prepared_free_yolo_gives_the_same_detections():
+@pytest.mark.parametrize("depth", [2, 1])
+def test_prepared_free_yolo_gives_the_same_detections(depth):
     """prepare_for_inference (what the Predictor runs): folded and channels-last, the same answers; and the free
-    head's branch widths follow model.yolo.box_width / class_width."""
+    head's branches follow model.yolo.box_width / class_width (channels) and branch_depth (3x3 convs)."""
     cfg = config_from_dict({"data": {"input_size": 96}, "model": {
         "name": "yolo", "backbone": "tiny", "neck": "pan", "features": ["c3", "c4", "c5"], "neck_channels": 48,
-        "yolo": {"head": "free", "box_width": 32, "class_width": 24}}})
+        "yolo": {"head": "free", "box_width": 32, "class_width": 24, "branch_depth": depth}}})
     torch.manual_seed(0)
     model = trained_statistics(build_detector(cfg.model, num_classes=3, input_size=96))
     assert [branch[0][0].out_channels for branch in (model.head.box[0], model.head.cls[0])] == [32, 24]
+    assert [len(branch) for branch in (model.head.box[2], model.head.cls[2])] == [depth + 1] * 2
     prepared = prepare_for_inference(copy.deepcopy(model))
     assert prepared.head.box[0][0][0].weight.is_contiguous(memory_format=torch.channels_last)
     images = torch.rand(2, 3, 96, 96)
