@@ -138,7 +138,7 @@ class TrainConfig:
     channels_last: bool = False  # conv weights and maps in channels-last order (yolo_tiny.yaml: 12-15% faster steps)
     eval_every: int = 1  # epochs; 0 disables evaluation during training
     log_every: int = 20  # iterations
-    max_minutes: float = 0.0  # stop after this many minutes (0: no limit); still evaluates and saves
+    max_minutes: float = 0.0  # fit the epochs into this many minutes of training (0: no limit); still evaluates, saves
     ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved (0: off)
     ema_warmup: int = 2000  # steps over which the EMA decay ramps up to `ema`
     plots: bool = True  # results.png each epoch; pr_curves, confusion_matrix, val_predictions each evaluation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -113,6 +114,7 @@ class Trainer:
         self.amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.best, self.metrics, self.seconds = -1.0, {}, 0.0
+        self.epoch_seconds: list[float] = []  # of this process's epochs (train.max_minutes plans with them)
         self.kept_loader: DataLoader | None = None  # the training loader, kept so its workers persist
         if resume:
             self.load_state(self.out / "last.pt")
@@ -216,6 +218,7 @@ class Trainer:
             record = self.train_one_epoch()
             self.epoch += 1
             self.seconds += record["seconds"]
+            self.epoch_seconds.append(record["seconds"])
             self.fit_time_budget()
             evaluation = self.evaluate() if self.should_evaluate() else {}
             metrics = {k: v for k, v in evaluation.items() if k != "per_class"}
@@ -235,13 +238,16 @@ class Trainer:
         tqdm.write(line)
 
     def fit_time_budget(self) -> None:
-        """With train.max_minutes, shrink the planned epochs (and the schedule) to what fits."""
+        """With train.max_minutes, plan again after each epoch the epochs (and so the schedule) that fit the budget,
+        at most train.epochs. An epoch is taken to last as long as this run's epochs after its first (the first
+        also starts the loader and the kernels): planned from the first alone, a slow start would leave part of
+        the budget unused."""
         budget = self.cfg.train.max_minutes * 60
         if budget <= 0:
             return
-        per_epoch = self.seconds / self.epoch
+        per_epoch = statistics.mean(self.epoch_seconds[1:] or self.epoch_seconds)
         fits = self.epoch + int(max(0.0, budget - self.seconds) // per_epoch)
-        self.epochs = max(self.epoch, min(self.epochs, fits))
+        self.epochs = max(self.epoch, min(self.cfg.train.epochs, fits))
 
     @property
     def network(self) -> torch.nn.Module:

@@ -162,6 +162,22 @@ def test_time_budget_stops_early_but_evaluates_and_saves(tmp_path, tiny_data):
     assert (tmp_path / "t" / "best.pt").exists() and weights(tmp_path / "t" / "last.pt")["epoch"] == 1
 
 
+def test_time_budget_plans_from_the_epochs_after_the_first(tmp_path, tiny_data):
+    """A slow first epoch (loader start, kernels) no longer fixes the plan: after it the run plans 3 epochs of a
+    60 s budget, after a 5 s second epoch it plans again and fills the budget, never past train.epochs."""
+    cfg = config(tmp_path / "t", tiny_data, **{"train.epochs": "50", "train.max_minutes": "1"})
+    trainer = build_trainer(cfg, progress=False)
+    for seconds, planned in ((20.0, 3), (5.0, 9), (5.0, 9)):
+        trainer.epoch += 1
+        trainer.seconds += seconds
+        trainer.epoch_seconds.append(seconds)
+        trainer.fit_time_budget()
+        assert trainer.epochs == planned
+    trainer.cfg.train.epochs = 6
+    trainer.fit_time_budget()
+    assert trainer.epochs == 6
+
+
 def test_fresh_run_into_an_existing_folder_starts_a_new_log(tmp_path, tiny_data):
     """Defect 3: metrics.jsonl was appended to by every run into the same output_dir."""
     for _ in range(2):
