@@ -179,7 +179,8 @@ def train_detector(root: Path, epochs: int, size: int, device: str) -> tuple[Pat
              "train.lr": "0.003", "data.num_workers": "0", "data.input_size": str(size),
              "data.train.annotations": str(root / "train_clean.json"), "data.train.images": str(root),
              "data.val.annotations": str(root / "val_clean.json"), "data.val.images": str(root),
-             "model.neck_channels": "32", "model.neck_levels": "4", "model.ssd.min_scale": "0.2",
+             "model.neck": "ssd_extra", "model.neck_channels": "32", "model.neck_levels": "4",
+             "model.ssd.min_scale": "0.2",
              "model.ssd.max_scale": "0.8"}
     start = time.perf_counter()
     metrics = build_trainer(load_config(ROOT / "configs" / "ssd_tiny.yaml", [f"{k}={v}" for k, v in items.items()]),
